@@ -1,0 +1,138 @@
+"""API-key authentication with a short-lived, process-local verification cache.
+
+Hashing and looking up a key costs a database query and a hash on every
+request; devices post every few seconds, so verified keys are remembered in
+process memory for ``API_KEY_CACHE_SECONDS`` (default 5 s). That is also the
+bound on how long a revoked or expired key keeps working in a running process.
+A process-local cache (not Redis) keeps authentication working when Redis is
+down and costs no network round trip on the ingest hot path.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import APIKey
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """What a request authenticated with an API key may do."""
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    sensors: frozenset[str] | None  # None: every sensor
+    expires_at: float | None
+
+    is_authenticated = True
+    is_staff = False
+    is_active = True
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.name}"
+
+    @property
+    def username(self) -> str:
+        return self.actor
+
+    def may_use_sensor(self, sensor_id: str) -> bool:
+        return self.sensors is None or sensor_id in self.sensors
+
+
+class _KeyCache:
+    """Tiny TTL map from sha256(key) to principal; the hot path is a dict lookup."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, KeyPrincipal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> KeyPrincipal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        cached_until, principal = entry
+        now = time.monotonic()
+        if now >= cached_until:
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: str, principal: KeyPrincipal, ttl: float) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + ttl, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+key_cache = _KeyCache()
+
+
+def extract_key(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        keyword, _, key = header.partition(" ")
+        if keyword == KEYWORD and key.strip():
+            return key.strip()
+    key = request.META.get("HTTP_X_API_KEY", "")
+    return key.strip() or None
+
+
+def load_principal(key: str) -> KeyPrincipal | None:
+    """Verify a plain key against the database (the slow path)."""
+    try:
+        api_key = APIKey.objects.get_from_key(key)
+    except APIKey.DoesNotExist:
+        return None
+    if api_key.revoked or api_key.has_expired:
+        return None
+    sensor_ids = frozenset(api_key.sensors.values_list("sensor_id", flat=True))
+    return KeyPrincipal(
+        id=str(api_key.pk),
+        name=api_key.name,
+        scopes=frozenset(api_key.scopes or ()),
+        sensors=sensor_ids or None,
+        expires_at=api_key.expiry_date.timestamp() if api_key.expiry_date else None,
+    )
+
+
+def authenticate_key(key: str) -> KeyPrincipal | None:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    principal = key_cache.get(digest)
+    if principal is None:
+        principal = load_principal(key)
+        if principal is None:
+            return None
+        key_cache.put(digest, principal, settings.API_KEY_CACHE_SECONDS)
+    if principal.expires_at is not None and principal.expires_at <= timezone.now().timestamp():
+        return None
+    return principal
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``."""
+
+    def authenticate(self, request):
+        key = extract_key(request)
+        if key is None:
+            return None
+        principal = authenticate_key(key)
+        if principal is None:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:
+        return KEYWORD

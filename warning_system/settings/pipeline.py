@@ -1,0 +1,18 @@
+"""Models, risk cut-offs and alerting rules."""
+from .env import BASE_DIR, env
+
+MODEL_DIR = env.path("MODEL_DIR", default=BASE_DIR / "models")
+RISK_MEDIUM = env.float("RISK_MEDIUM", default=0.4)
+RISK_HIGH = env.float("RISK_HIGH", default=0.7)
+LANDSLIDE_HORIZON_HOURS = env.int("LANDSLIDE_HORIZON_HOURS", default=24)
+FLOOD_HORIZON_HOURS = env.int("FLOOD_HORIZON_HOURS", default=6)
+MODEL_METRIC_FLOORS = env.dict("MODEL_METRIC_FLOORS", cast={"value": float}, default={"roc_auc": 0.90})
+PREDICTION_CACHE_SECONDS = env.int("PREDICTION_CACHE_SECONDS", default=300)
+
+# Hysteresis: an open alert clears only after the risk stays below
+# ALERT_CLEAR_LEVEL for ALERT_CLEAR_READINGS consecutive readings or
+# ALERT_CLEAR_MINUTES, whichever comes first.
+ALERT_CLEAR_LEVEL = env.float("ALERT_CLEAR_LEVEL", default=0.3)
+ALERT_CLEAR_READINGS = env.int("ALERT_CLEAR_READINGS", default=3)
+ALERT_CLEAR_MINUTES = env.int("ALERT_CLEAR_MINUTES", default=120)
+STALE_SENSOR_MINUTES = env.int("STALE_SENSOR_MINUTES", default=180)
