@@ -3,45 +3,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Reading, Sensor
+from .records import MEASUREMENTS, ReadingIn, StoredReading
 
 logger = logging.getLogger(__name__)
-
-MEASUREMENTS = Reading.MEASUREMENTS
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingIn:
-    """A validated reading on its way into the store (from the API or a Kafka message)."""
-
-    sensor_id: str
-    timestamp: datetime
-    received_at: datetime
-    rainfall: float | None = None
-    soil_moisture: float | None = None
-    ground_movement: float | None = None
-    water_level: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredReading:
-    """A reading that this batch inserted for the first time (re-deliveries are not included)."""
-
-    id: int
-    sensor_pk: int
-    sensor_id: str
-    timestamp: datetime
-    rainfall: float | None
-    soil_moisture: float | None
-    ground_movement: float | None
-    water_level: float | None
-
 
 # Multi-row VALUES keeps one round trip per chunk and works on PostgreSQL and
 # SQLite alike; 500 rows x 8 columns stays far below both parameter limits.

@@ -7,13 +7,18 @@ missing service is a loud failure naming it, never a skipped suite.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 
 from management.authentication import key_cache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import services as _services  # noqa: E402  (scripts/services.py: broker start/stop shared with make test)
 
 REQUIRED_ENV = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
 
@@ -105,3 +110,43 @@ def kafka_topics(settings):
     settings.KAFKA_CONSUMER_GROUP = f"test-group-{suffix}"
     settings.PIPELINE_EAGER = False
     return settings
+
+
+class PrivateBroker:
+    """A Kafka-protocol broker (tansu) owned by one test, which may stop and restart it.
+
+    Tests of broker outages must not take down the shared broker the rest of
+    the suite uses. Tansu keeps data in memory, so a restart starts empty.
+    """
+
+    def __init__(self, port: int):
+        self.port = port
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc = _services.start_broker("127.0.0.1", self.port, log_path=f"/tmp/warning-system-broker-{self.port}.log")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _services.stop(self.proc)
+            self.proc = None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def private_broker(settings):
+    """A started private broker; settings point the app at it. Stopped after the test."""
+    broker = PrivateBroker(_free_port())
+    broker.start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    settings.PIPELINE_EAGER = False
+    yield broker
+    broker.stop()

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 api_v1 = [
     path("", include("management.api.urls")),
     path("", include("sensors.api.urls")),
+    path("", include("sensors.api.read_urls")),
     path("", include("predictions.api.urls")),
     path("", include("alerts.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
