@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from .views import ModelInfoView, PredictionsView
+
+urlpatterns = [
+    path("predictions", PredictionsView.as_view(), name="predictions"),
+    path("model-info", ModelInfoView.as_view(), name="model-info"),
+]

@@ -1,7 +1,9 @@
 """Models, risk cut-offs and alerting rules."""
+from pathlib import Path
+
 from .env import BASE_DIR, env
 
-MODEL_DIR = env.path("MODEL_DIR", default=BASE_DIR / "models")
+MODEL_DIR = Path(env.str("MODEL_DIR", default=str(BASE_DIR / "models")))
 RISK_MEDIUM = env.float("RISK_MEDIUM", default=0.4)
 RISK_HIGH = env.float("RISK_HIGH", default=0.7)
 LANDSLIDE_HORIZON_HOURS = env.int("LANDSLIDE_HORIZON_HOURS", default=24)
@@ -16,3 +18,5 @@ ALERT_CLEAR_LEVEL = env.float("ALERT_CLEAR_LEVEL", default=0.3)
 ALERT_CLEAR_READINGS = env.int("ALERT_CLEAR_READINGS", default=3)
 ALERT_CLEAR_MINUTES = env.int("ALERT_CLEAR_MINUTES", default=120)
 STALE_SENSOR_MINUTES = env.int("STALE_SENSOR_MINUTES", default=180)
+# Cached alert lists live at most this long; every alert change invalidates them at once.
+ALERTS_LIST_CACHE_SECONDS = env.int("ALERTS_LIST_CACHE_SECONDS", default=300)
