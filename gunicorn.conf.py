@@ -1,0 +1,116 @@
+"""Gunicorn settings for the API: ``gunicorn -c gunicorn.conf.py warning_system.wsgi:application``.
+
+Sizing: ``GUNICORN_WORKERS`` processes x ``GUNICORN_THREADS`` threads serve
+requests concurrently. The ingestion API spends most of a request waiting for
+the broker's acknowledgement and the database, so threads (``gthread``) give
+concurrency without a process (and a copy of numpy/XGBoost) per request. The
+defaults (2 x 4) fit a 2 GB VPS; each worker's database pool needs at most
+one connection per thread (``DB_POOL_MAX_SIZE`` >= ``GUNICORN_THREADS``).
+
+``preload_app``: on. The master imports Django and every view (numpy, pandas,
+XGBoost: seconds of imports) once, then forks workers that share those pages
+copy-on-write. Memory stays down, and a worker recycled by ``max_requests``
+serves its first request at once instead of stalling it on imports. It is
+fork-safe because importing creates nothing that must not cross a fork: the
+Kafka producer (``sensors.producer``) and the XGBoost models
+(``predictions.scoring``) are created lazily in each worker, and Django opens
+database connections (and its psycopg pool) on first use
+(``tests/deploy/test_production.py`` checks all three, and that the master
+starts no thread).
+
+ASGI alternative (sync Django views then run in a thread per worker, so
+gunicorn+gthread serves this API better)::
+
+    uvicorn warning_system.asgi:application --host 0.0.0.0 --port 8000 \
+        --workers 2 --proxy-headers --forwarded-allow-ips='*'
+"""
+import os
+import traceback
+
+from gunicorn import glogging
+
+bind = "0.0.0.0:8000"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+preload_app = True
+
+# A request that takes longer than this is stuck (the ingestion API gives up on
+# the broker after KAFKA_PRODUCE_TIMEOUT_SECONDS); the worker is replaced.
+timeout = 30
+graceful_timeout = 30
+# Keep-alive must outlast the idle timeout of a load balancer that reuses
+# connections to gunicorn, or the balancer may send on a connection we just closed.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Recycle workers now and then so slow memory growth can never exhaust a small host;
+# the jitter keeps workers from restarting all at once.
+max_requests = 2000
+max_requests_jitter = 200
+# No runtime control socket: worker counts change through the environment and a
+# restart, and the default socket path ($HOME) is not writable for the app user.
+control_socket_disable = True
+
+# Field stations send small requests: reject oversized request lines and header sets
+# before Django sees them (the body limit is DATA_UPLOAD_MAX_MEMORY_SIZE).
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+
+# Containers log to their standard streams; the platform collects them.
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
+
+
+def when_ready(server):
+    """Import the URLconf, hence every view module, in the master before workers fork."""
+    if server.cfg.preload_app:
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns
+
+
+class JsonAccessLogger(glogging.Logger):
+    """Logs each request as the ``http.request`` event with named fields.
+
+    Gunicorn's own access format is a printf template that cannot escape quotes
+    in user agents or paths, so it cannot produce valid JSON; logging fields as
+    ``extra`` lets the application's JSON formatter encode them properly.
+    """
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        try:
+            self.access_log.info("http.request", extra={
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "query": environ.get("QUERY_STRING") or None,
+                "status": int(str(resp.status).split(None, 1)[0]),
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
+                "user_agent": environ.get("HTTP_USER_AGENT"),
+            })
+        except Exception:
+            self.error(traceback.format_exc())
+
+
+# LOG_FORMAT is the application's switch too (json unless set to text), so the
+# server's and the application's lines share one format.
+if os.environ.get("LOG_FORMAT", "json") == "json":
+    logger_class = JsonAccessLogger
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "warning_system.logging.JsonFormatter"}},
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        },
+        "root": {"level": "INFO", "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stdout"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+        },
+    }
