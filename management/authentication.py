@@ -10,15 +10,20 @@ down and costs no network round trip on the ingest hot path.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .models import APIKey
+from .ratelimit import auth_failure_check
+
+logger = logging.getLogger(__name__)
 
 KEYWORD = "Api-Key"
 
@@ -109,30 +114,49 @@ def load_principal(key: str) -> KeyPrincipal | None:
     )
 
 
-def authenticate_key(key: str) -> KeyPrincipal | None:
+def authenticate_key(key: str, *, before_verify: Callable[[], None] | None = None) -> KeyPrincipal | None:
+    """The key's principal, or None. ``before_verify`` runs only when the database must be asked."""
     digest = hashlib.sha256(key.encode()).hexdigest()
     principal = key_cache.get(digest)
     if principal is None:
+        if before_verify is not None:
+            before_verify()
         principal = load_principal(key)
         if principal is None:
             return None
         key_cache.put(digest, principal, settings.API_KEY_CACHE_SECONDS)
-    if principal.expires_at is not None and principal.expires_at <= timezone.now().timestamp():
+    if principal.expires_at is not None and principal.expires_at <= time.time():
         return None
     return principal
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``."""
+    """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``.
+
+    Failed attempts are counted per client IP (``AUTH_FAILURE_RATE_LIMIT``);
+    over the limit the answer is 429 and unknown keys are no longer looked up.
+    """
 
     def authenticate(self, request):
         key = extract_key(request)
         if key is None:
             return None
-        principal = authenticate_key(key)
+        principal = authenticate_key(key, before_verify=lambda: auth_failure_check(request=request, increment=False))
         if principal is None:
+            auth_failure_check(request=request, increment=True)
+            logger.info("auth.key_rejected", extra={"remote_addr": request.META.get("REMOTE_ADDR")})
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return principal, principal
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents the key header in the OpenAPI schema (drf-spectacular finds it by class path)."""
+
+    target_class = "management.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`Api-Key <key>` (or the header `X-API-Key: <key>`)."}

@@ -17,7 +17,7 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 _broker_lock = threading.Lock()
-_broker_state: dict = {"checked": 0.0, "result": None}
+_broker_state: dict = {"checked": 0.0, "servers": None, "result": None}
 BROKER_CHECK_TTL = 2.0  # seconds; health is polled often, metadata calls are not free
 
 
@@ -51,13 +51,15 @@ def check_cache() -> str | None:
 def check_broker() -> str | None:
     from warning_system import kafka
 
+    # The remembered answer is only valid for the broker it was asked of.
+    servers = settings.KAFKA_BOOTSTRAP_SERVERS
     now = time.monotonic()
     with _broker_lock:
-        if now - _broker_state["checked"] < BROKER_CHECK_TTL:
+        if _broker_state["servers"] == servers and now - _broker_state["checked"] < BROKER_CHECK_TTL:
             return _broker_state["result"]
     result = kafka.broker_problem(timeout=1.0)
     with _broker_lock:
-        _broker_state.update(checked=time.monotonic(), result=result)
+        _broker_state.update(checked=time.monotonic(), servers=servers, result=result)
     return result
 
 

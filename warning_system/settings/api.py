@@ -26,6 +26,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SensorStatusEnum": "sensors.models.Sensor.Status",
+        "AlertStatusEnum": "alerts.models.Alert.Status",
+    },
 }
 
 API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
@@ -41,3 +45,6 @@ LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 
 INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)
 INGEST_MAX_FUTURE_SECONDS = env.int("INGEST_MAX_FUTURE_SECONDS", default=300)
+# Sensor code -> status is cached in process this long: a registered, retired or
+# reactivated sensor is seen by the ingestion API within it.
+INGEST_SENSOR_CACHE_SECONDS = env.int("INGEST_SENSOR_CACHE_SECONDS", default=5)

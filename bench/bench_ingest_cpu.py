@@ -1,0 +1,132 @@
+"""CPU per single-reading ingestion request, in process, authentication included.
+
+Drives Django's WSGI handler directly (full middleware stack, URL routing,
+DRF view, API-key auth from the process cache, per-key rate limit in Redis,
+validation, sensor-status cache) with ``time.process_time()``, which counts
+the CPU of every thread of the process (librdkafka's included).
+
+Two producer paths:
+
+- ``--producer null`` (default): publishing is replaced by a no-op, which
+  isolates the request-handling CPU the API is responsible for;
+- ``--producer kafka``: the real producer against KAFKA_BOOTSTRAP_SERVERS,
+  waiting for the broker's acknowledgement of every request (sequential, so
+  wall time is dominated by round trips; the CPU figure is what matters).
+
+Usage (PostgreSQL, Redis and, for ``kafka``, a broker must be reachable)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench REDIS_URL=redis://127.0.0.1:6379/3 \\
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \\
+    .venv/bin/python bench/bench_ingest_cpu.py --requests 5000 [--producer kafka]
+
+The benchmark uses the test database of DATABASE_URL (``test_<name>``,
+created if needed and kept) so it never touches real data.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warning_system.settings")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--producer", choices=("null", "kafka"), default="null")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the measured loop")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    import logging
+
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    logging.disable(logging.WARNING)
+    setup_test_environment()
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.INGEST_RATE_LIMIT = "100000000/m"
+    connection.creation.create_test_db(verbosity=0, keepdb=True)
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from management.services import api_key_create
+    from sensors.api import ingest
+    from sensors.models import Sensor, Site
+
+    site, _ = Site.objects.get_or_create(name="Bench site")
+    Sensor.objects.get_or_create(sensor_id="BENCH-1", defaults={"site": site})
+    _, key = api_key_create(name=f"bench-{uuid.uuid4().hex[:6]}", scopes=["ingest"])
+
+    if args.producer == "null":
+        settings.PIPELINE_EAGER = False
+        ingest.readings_publish = lambda *, readings: None
+    else:
+        if not settings.KAFKA_BOOTSTRAP_SERVERS:
+            parser.error("--producer kafka needs KAFKA_BOOTSTRAP_SERVERS")
+        settings.KAFKA_READINGS_TOPIC = f"bench.sensor.data.{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+        for future in admin.create_topics([NewTopic(settings.KAFKA_READINGS_TOPIC, 6, 1)]).values():
+            future.result(10)
+
+    app = WSGIHandler()
+    body = b'{"sensor_id":"BENCH-1","rainfall":12.5,"soil_moisture":0.31}'
+    statuses: dict[str, int] = {}
+
+    def start_response(status, headers, exc_info=None):
+        statuses[status] = statuses.get(status, 0) + 1
+
+    def request() -> None:
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/sensor-data", "SCRIPT_NAME": "", "QUERY_STRING": "",
+            "SERVER_NAME": "bench", "SERVER_PORT": "80", "REMOTE_ADDR": "10.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": f"Api-Key {key}", "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        response = app(environ, start_response)
+        b"".join(response)
+        response.close()
+
+    for _ in range(args.warmup):
+        request()
+    statuses.clear()
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(args.requests):
+        request()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(35)
+
+    print(f"producer={args.producer} requests={args.requests} statuses={statuses}")
+    print(f"CPU per request: {cpu / args.requests * 1e6:.1f} µs  (wall {wall / args.requests * 1e6:.1f} µs/request, sequential)")
+    return 0 if set(statuses) == {"202 Accepted"} else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
