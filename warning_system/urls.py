@@ -5,7 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 api_v1 = [
     path("", include("management.api.urls")),
-    path("", include("sensors.api.urls")),
     path("", include("sensors.api.read_urls")),
     path("", include("predictions.api.urls")),
     path("", include("alerts.api.urls")),
@@ -18,6 +17,8 @@ admin.site.site_header = "warning_system: field operations"
 admin.site.site_title = "warning_system admin"
 
 urlpatterns = [
+    # Ingestion first: it is the hottest route, so it should resolve in one step.
+    path("api/v1/", include("sensors.api.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -47,9 +47,11 @@ def test_admin_changelist_loads(staff_client, populated, model):
 
 
 @pytest.mark.parametrize("model", _registered_models(), ids=lambda m: m._meta.label)
-def test_admin_add_page_loads_or_is_forbidden_for_read_only_models(staff_client, populated, model):
+def test_admin_add_page_loads_or_is_forbidden_for_system_written_models(staff_client, populated, model):
+    """Readings, predictions and alerts are written by the pipeline only; everything else can be added."""
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
-    expected = 403 if model._meta.label in ("sensors.Reading", "predictions.Prediction") else 200
+    system_written = {"sensors.Reading", "predictions.Prediction", "alerts.Alert"}
+    expected = 403 if model._meta.label in system_written else 200
     assert staff_client.get(url).status_code == expected
 
 

@@ -39,6 +39,8 @@ API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_FAIL_OPEN = True
+# After a Redis error the ingest limiter is skipped this long (fail open without a timeout per request).
+RATELIMIT_BREAKER_SECONDS = env.float("RATELIMIT_BREAKER_SECONDS", default=5.0)
 INGEST_RATE_LIMIT = env.str("INGEST_RATE_LIMIT", default="1200/m")
 AUTH_FAILURE_RATE_LIMIT = env.str("AUTH_FAILURE_RATE_LIMIT", default="60/m")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
