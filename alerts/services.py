@@ -1,6 +1,477 @@
-"""TEMPORARY placeholder until the alerts stage lands (replaced by the alerts work)."""
+"""Alert rules and lifecycle: raise, escalate, clear with hysteresis, acknowledge, resolve.
+
+Rules (one evaluation per new reading, per sensor in timestamp order):
+
+* Model: a landslide or flood risk of "medium" or "high" (the predictions
+  stage applied RISK_MEDIUM / RISK_HIGH) triggers that hazard at that level.
+* Thresholds, from each sensor's admin-set limits; a value strictly above the
+  limit triggers:
+
+  ===================  ==============================  =======================  ====================
+  measurement          hazard                          high when                clear at or below
+  ===================  ==============================  =======================  ====================
+  water_level          flood                           >= flood stage + 1.0 m   flood stage - 0.25 m
+  rainfall             by sensor kind (see below)      >= 1.5 x limit           0.9 x limit
+  ground_movement      landslide                       >= 2 x limit             0.9 x limit
+  soil_moisture        landslide                       >= 1.5 x limit           0.9 x limit
+  ===================  ==============================  =======================  ====================
+
+  Water level margins are in metres because stages are measured from an
+  arbitrary gauge datum (a ratio of a stage near zero means nothing).
+  Rainfall feeds both hazards, so its limit maps by what the sensor watches:
+  river gauges -> flood, slope instruments (extensometer, soil-moisture probe)
+  -> landslide, rain gauges and multi-parameter stations -> both.
+
+* Model and threshold triggers of one hazard merge into one alert whose level
+  is the highest trigger. At most one active (open/acknowledged) alert exists
+  per (sensor, hazard); a new trigger updates it: a higher level escalates it
+  (an "escalated" event; an acknowledged alert re-opens, since the higher
+  level needs a fresh acknowledgement); the same level only moves
+  ``last_triggered_at`` and restarts the clear count (no event: a storm of
+  readings must not become a storm of events).
+* Hysteresis: a reading is *calm* for a hazard when its model probability is
+  below ALERT_CLEAR_LEVEL and every threshold value it carries is at or
+  below its clear point. An active alert resolves automatically after
+  ALERT_CLEAR_READINGS consecutive calm readings, or once calm readings have
+  lasted ALERT_CLEAR_MINUTES of reading time, whichever comes first. A
+  reading in the dead band (neither triggering nor calm) raises nothing and
+  resets nothing. Only readings newer than the alert's last trigger count
+  towards clearing, so late, out-of-order readings cannot clear it early.
+* Sensors in maintenance (status, or ``maintenance_until`` in the future) and
+  retired sensors raise, escalate and clear nothing: technicians at work
+  produce readings nobody should act on. Their readings are still stored.
+* No data: an active sensor silent for STALE_SENSOR_MINUTES raises a
+  "no_data" alert (medium); any new reading from it resolves that alert.
+
+Every change writes an AlertEvent in the same transaction; events are the
+outbox for the ``alerts`` topic. Every change also invalidates the cached
+alert lists on commit.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from sensors.models import Sensor
 from sensors.records import ScoredReading
+
+from . import outbox
+from .cache import alerts_generation_bump_on_commit
+from .models import LEVEL_RANK, Alert, AlertEvent, Hazard, Level
+
+logger = logging.getLogger(__name__)
+
+LANDSLIDE, FLOOD, NO_DATA = Hazard.LANDSLIDE.value, Hazard.FLOOD.value, Hazard.NO_DATA.value
+MEDIUM, HIGH = Level.MEDIUM.value, Level.HIGH.value
+OPEN, ACKNOWLEDGED, RESOLVED = Alert.Status.OPEN.value, Alert.Status.ACKNOWLEDGED.value, Alert.Status.RESOLVED.value
+_RANK = {MEDIUM: LEVEL_RANK[Level.MEDIUM], HIGH: LEVEL_RANK[Level.HIGH]}
+_MODEL_TRIGGER_RISKS = frozenset((MEDIUM, HIGH))
+
+DATA_RECEIVED = "data received"
+CLEARED_READINGS = "below clear level for {n} consecutive readings"
+CLEARED_MINUTES = "below clear level for {n} minutes"
+
+_RAINFALL_HAZARDS = {
+    Sensor.Kind.RIVER_GAUGE.value: (FLOOD,),
+    Sensor.Kind.EXTENSOMETER.value: (LANDSLIDE,),
+    Sensor.Kind.SOIL_MOISTURE.value: (LANDSLIDE,),
+    Sensor.Kind.RAIN_GAUGE.value: (LANDSLIDE, FLOOD),
+    Sensor.Kind.MULTI.value: (LANDSLIDE, FLOOD),
+}
+
+
+class InvalidTransition(Exception):
+    """The requested status change is not allowed from the alert's current status."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    measurement: str
+    limit_field: str
+    label: str
+    unit: str
+    limit_label: str
+    high_ratio: float | None = None  # high at >= limit * ratio ...
+    high_margin: float | None = None  # ... or at >= limit + margin
+    clear_ratio: float | None = None  # clear at <= limit * ratio ...
+    clear_margin: float | None = None  # ... or at <= limit - margin
+
+    def high_at(self, limit: float) -> float:
+        return limit + self.high_margin if self.high_margin is not None else limit * self.high_ratio
+
+    def clear_at(self, limit: float) -> float:
+        return limit - self.clear_margin if self.clear_margin is not None else limit * self.clear_ratio
+
+
+WATER_LEVEL = ThresholdRule("water_level", "flood_stage_m", "water level", "m", "flood stage", high_margin=1.0, clear_margin=0.25)
+RAINFALL = ThresholdRule("rainfall", "rainfall_limit_mm_h", "rainfall", "mm/h", "limit", high_ratio=1.5, clear_ratio=0.9)
+GROUND_MOVEMENT = ThresholdRule("ground_movement", "ground_movement_limit_mm_h", "ground movement", "mm/h", "limit", high_ratio=2.0, clear_ratio=0.9)
+SOIL_MOISTURE = ThresholdRule("soil_moisture", "soil_moisture_limit", "soil moisture", "", "limit", high_ratio=1.5, clear_ratio=0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class _SensorRules:
+    """A sensor's state as the rules see it: loaded once per batch."""
+
+    pk: int
+    code: str
+    suppressed: bool
+    rules: dict[str, tuple[tuple[ThresholdRule, float], ...]]  # hazard -> (rule, limit) pairs
+
+
+@dataclass(slots=True)
+class _Trigger:
+    level: str
+    source: str
+    probability: float
+    model_version: str
+    value: float | None
+    threshold: float | None
+    reason: str  # what tripped, for the message
+
+
+def _sensor_rules(sensor: Sensor, now: datetime) -> _SensorRules:
+    suppressed = (
+        sensor.status != Sensor.Status.ACTIVE
+        or (sensor.maintenance_until is not None and sensor.maintenance_until > now)
+    )
+    rules: dict[str, list[tuple[ThresholdRule, float]]] = {LANDSLIDE: [], FLOOD: []}
+    if sensor.flood_stage_m is not None:
+        rules[FLOOD].append((WATER_LEVEL, sensor.flood_stage_m))
+    if sensor.rainfall_limit_mm_h is not None:
+        for hazard in _RAINFALL_HAZARDS.get(sensor.kind, (LANDSLIDE, FLOOD)):
+            rules[hazard].append((RAINFALL, sensor.rainfall_limit_mm_h))
+    if sensor.ground_movement_limit_mm_h is not None:
+        rules[LANDSLIDE].append((GROUND_MOVEMENT, sensor.ground_movement_limit_mm_h))
+    if sensor.soil_moisture_limit is not None:
+        rules[LANDSLIDE].append((SOIL_MOISTURE, sensor.soil_moisture_limit))
+    return _SensorRules(sensor.pk, sensor.sensor_id, suppressed, {h: tuple(r) for h, r in rules.items()})
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:g} {unit}".rstrip()
+
+
+def _evaluate(s: ScoredReading, hazard: str, rules) -> tuple[_Trigger | None, bool]:
+    """(strongest trigger or None, calm?) for one hazard on one reading."""
+    if hazard == LANDSLIDE:
+        p, risk, version = s.landslide_probability, s.landslide_risk, s.landslide_model_version
+    else:
+        p, risk, version = s.flood_probability, s.flood_risk, s.flood_model_version
+    trigger = None
+    if risk in _MODEL_TRIGGER_RISKS:
+        trigger = _Trigger(risk, Alert.Source.MODEL, p, version, None, None, "model")
+    calm = p < settings.ALERT_CLEAR_LEVEL
+    reading = s.reading
+    for rule, limit in rules:
+        value = getattr(reading, rule.measurement)
+        if value is None:
+            continue
+        if value > limit:
+            level = HIGH if value >= rule.high_at(limit) else MEDIUM
+            if trigger is None or _RANK[level] > _RANK[trigger.level]:
+                reason = f"{rule.label} {_fmt(value, rule.unit)} above {rule.limit_label} {_fmt(limit, rule.unit)}"
+                trigger = _Trigger(level, Alert.Source.THRESHOLD, p, version, value, limit, reason)
+            calm = False
+        elif value > rule.clear_at(limit):
+            calm = False
+    return trigger, calm
+
+
+def _context(s: ScoredReading) -> str:
+    r = s.reading
+    parts = []
+    if r.water_level is not None:
+        parts.append(f"water level {r.water_level:g} m")
+    if r.rainfall is not None:
+        parts.append(f"rain {r.rainfall:g} mm/h")
+    rain_72h = s.features.get("rain_72h") if s.features else None
+    if rain_72h is not None:
+        parts.append(f"72 h rain {rain_72h:g} mm")
+    if r.soil_moisture is not None:
+        parts.append(f"soil moisture {r.soil_moisture:g}")
+    if r.ground_movement is not None:
+        parts.append(f"ground movement {r.ground_movement:g} mm/h")
+    return ", ".join(parts)
+
+
+def _message(hazard: str, trigger: _Trigger, code: str, s: ScoredReading) -> str:
+    head = f"{hazard.capitalize()} risk {trigger.level} (p={trigger.probability:.2f}) at {code}"
+    detail = _context(s) if trigger.source == Alert.Source.MODEL else f"{trigger.reason}; {_context(s)}"
+    return f"{head}: {detail}" if detail else head
+
+
+def _clean_features(features: dict | None) -> dict:
+    """JSON-safe snapshot: PostgreSQL's jsonb rejects NaN and Infinity."""
+    return {k: (v if v is None or math.isfinite(v) else None) for k, v in (features or {}).items()}
+
+
+def _event(alert: Alert, kind: str, *, actor: str = "", note: str = "", payload: dict | None = None) -> AlertEvent:
+    return AlertEvent(
+        alert=alert, kind=kind, actor=actor, note=note, level=alert.level, status=alert.status,
+        probability=alert.probability, payload=payload or {},
+    )
+
+
+class _BatchState:
+    """Alerts touched by one batch: loaded active ones, new ones, and the events to write."""
+
+    def __init__(self, active: dict[tuple[int, str], Alert]):
+        self.active = active
+        self.changed: dict[int, Alert] = {}  # existing alerts to UPDATE, by pk
+        self.created: list[Alert] = []
+        self.events: list[AlertEvent] = []
+
+    def touch(self, alert: Alert) -> None:
+        if alert.pk is not None:
+            self.changed[alert.pk] = alert
+
+    def resolve(self, alert: Alert, *, at: datetime, reason: str) -> None:
+        alert.status = RESOLVED
+        alert.resolved_at = at
+        alert.resolved_by = ""
+        alert.resolution_reason = reason
+        self.touch(alert)
+        self.events.append(_event(alert, AlertEvent.Kind.RESOLVED, payload={"reason": reason}))
+        del self.active[(alert.sensor_id, alert.hazard)]
+
+
+def _apply(state: _BatchState, sensor: _SensorRules, hazard: str, s: ScoredReading, trigger, calm: bool, now: datetime) -> None:
+    key = (sensor.pk, hazard)
+    alert = state.active.get(key)
+    ts = s.reading.timestamp
+    if trigger is not None:
+        if alert is None:
+            alert = Alert(
+                sensor_id=sensor.pk, hazard=hazard, level=trigger.level, source=trigger.source, status=OPEN,
+                probability=trigger.probability, peak_probability=trigger.probability,
+                value=trigger.value, threshold=trigger.threshold, message=_message(hazard, trigger, sensor.code, s),
+                triggered_at=ts, last_triggered_at=ts, model_version=trigger.model_version,
+                features=_clean_features(s.features),
+            )
+            state.active[key] = alert
+            state.created.append(alert)
+            state.events.append(_event(alert, AlertEvent.Kind.RAISED))
+            return
+        alert.peak_probability = max(alert.peak_probability or 0.0, trigger.probability)
+        alert.last_triggered_at = max(alert.last_triggered_at, ts)
+        alert.clear_streak = 0
+        alert.below_since = None
+        if _RANK[trigger.level] > _RANK[alert.level]:
+            previous = alert.level
+            alert.level, alert.source = trigger.level, trigger.source
+            alert.probability, alert.model_version = trigger.probability, trigger.model_version
+            alert.value, alert.threshold = trigger.value, trigger.threshold
+            alert.features = _clean_features(s.features)
+            alert.message = _message(hazard, trigger, sensor.code, s)
+            if alert.status == ACKNOWLEDGED:
+                alert.status, alert.acknowledged_at, alert.acknowledged_by = OPEN, None, ""
+            state.events.append(_event(alert, AlertEvent.Kind.ESCALATED, payload={"from_level": previous}))
+        state.touch(alert)
+        return
+    if alert is None or not calm or ts <= alert.last_triggered_at:
+        return  # nothing active, the dead band, or a late reading: no change
+    alert.clear_streak += 1
+    if alert.below_since is None:
+        alert.below_since = ts
+    state.touch(alert)
+    if alert.clear_streak >= settings.ALERT_CLEAR_READINGS:
+        state.resolve(alert, at=now, reason=CLEARED_READINGS.format(n=alert.clear_streak))
+    elif ts - alert.below_since >= timedelta(minutes=settings.ALERT_CLEAR_MINUTES):
+        state.resolve(alert, at=now, reason=CLEARED_MINUTES.format(n=settings.ALERT_CLEAR_MINUTES))
+
+
+# Columns the rules change, with their PostgreSQL types for the VALUES list below.
+_UPDATE_COLUMNS = {
+    "level": "varchar", "source": "varchar", "status": "varchar", "probability": "float8",
+    "peak_probability": "float8", "value": "float8", "threshold": "float8", "message": "text",
+    "last_triggered_at": "timestamptz", "model_version": "varchar", "features": "jsonb",
+    "clear_streak": "integer", "below_since": "timestamptz", "updated_at": "timestamptz",
+    "acknowledged_at": "timestamptz", "acknowledged_by": "varchar", "resolved_at": "timestamptz",
+    "resolved_by": "varchar", "resolution_reason": "varchar",
+}
+def _bulk_update(alerts: list[Alert]) -> None:
+    """Write changed alerts in one ``UPDATE .. FROM unnest(arrays)`` statement.
+
+    Django's bulk_update builds a CASE per column with a WHEN per row, which
+    PostgreSQL evaluates row by row: quadratic, and seconds for a thousand
+    alerts in a storm. One array per column keeps the statement and its
+    parameter count constant, whatever the number of rows. Other databases
+    (the embedded SQLite default) use bulk_update.
+    """
+    if connection.vendor != "postgresql":
+        Alert.objects.bulk_update(alerts, list(_UPDATE_COLUMNS))
+        return
+    quote = connection.ops.quote_name
+    names = list(_UPDATE_COLUMNS)
+    assign = ", ".join(
+        f"{quote(c)} = v.{quote(c)}" + ("::jsonb" if c == "features" else "") for c in names
+    )
+    arrays = ", ".join(["%s::bigint[]", *(f"%s::{'text' if t == 'jsonb' else t}[]" for t in _UPDATE_COLUMNS.values())])
+    columns = ", ".join(["id", *(quote(c) for c in names)])
+    params = [[a.pk for a in alerts]]
+    for c in names:
+        if c == "features":
+            params.append([json.dumps(a.features) for a in alerts])
+        else:
+            params.append([getattr(a, c) for a in alerts])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Alert._meta.db_table)} AS a SET {assign} FROM unnest({arrays}) AS v({columns}) WHERE a.id = v.id",
+            params,
+        )
 
 
 def alerts_evaluate_scored(*, scored: list[ScoredReading]) -> int:
-    raise NotImplementedError("alerts stage not wired yet")
+    """Apply the rules to a batch of scored readings; returns the number of alert events written.
+
+    Runs inside the pipeline's batch transaction. Two queries load the batch's
+    sensors (locked, so ack/resolve, the stale check and a rebalanced consumer
+    serialise with us per sensor) and their active alerts; decisions are made
+    in Python; only changed alerts are written, in bulk. Existing alerts are
+    updated before new ones are inserted, because an alert resolved in this
+    batch must leave the (sensor, hazard) slot free for one raised later in it.
+    """
+    if not scored:
+        return 0
+    now = timezone.now()
+    by_sensor: dict[int, list[ScoredReading]] = {}
+    for s in scored:
+        by_sensor.setdefault(s.reading.sensor_pk, []).append(s)
+    sensors = {
+        sensor.pk: _sensor_rules(sensor, now)
+        for sensor in Sensor.objects.select_for_update(of=("self",)).filter(pk__in=by_sensor).order_by("pk")
+    }
+    active = {
+        (a.sensor_id, a.hazard): a
+        for a in Alert.objects.select_for_update().filter(sensor_id__in=by_sensor, status__in=Alert.ACTIVE_STATUSES)
+    }
+    state = _BatchState(active)
+    for sensor_pk, readings in by_sensor.items():
+        sensor = sensors[sensor_pk]
+        stale = state.active.get((sensor_pk, NO_DATA))
+        if stale is not None:
+            state.resolve(stale, at=now, reason=DATA_RECEIVED)
+        if sensor.suppressed:
+            continue
+        readings.sort(key=lambda s: s.reading.timestamp)
+        for s in readings:
+            for hazard in (LANDSLIDE, FLOOD):
+                trigger, calm = _evaluate(s, hazard, sensor.rules[hazard])
+                _apply(state, sensor, hazard, s, trigger, calm, now)
+    if state.changed:
+        for alert in state.changed.values():
+            alert.updated_at = now
+        _bulk_update(list(state.changed.values()))
+    if state.created:
+        Alert.objects.bulk_create(state.created)
+    if state.events:
+        AlertEvent.objects.bulk_create(state.events)
+    if state.changed or state.created:
+        alerts_generation_bump_on_commit()
+    if state.events:
+        logger.info(
+            "alerts.batch_evaluated",
+            extra={"readings": len(scored), "raised": len(state.created), "events": len(state.events)},
+        )
+    return len(state.events)
+
+
+def _stale_message(sensor: Sensor, since: datetime, now: datetime) -> str:
+    minutes = int((now - since).total_seconds() // 60)
+    seen = "last seen" if sensor.last_seen_at else "never reported; registered"
+    return f"No data from {sensor.sensor_id} for {minutes} min ({seen} {since:%Y-%m-%d %H:%M} UTC)"
+
+
+@transaction.atomic
+def alerts_raise_stale(*, now: datetime | None = None) -> int:
+    """Raise a "no_data" alert for each active sensor silent longer than STALE_SENSOR_MINUTES.
+
+    A sensor never heard from counts from its installation (or registration).
+    Sensors already carrying an active no_data alert are skipped, so calling
+    this every minute raises each outage once. Sensor rows a consumer is
+    writing (locked) are skipped: data is arriving for them right now.
+    Returns the number of alerts raised.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.STALE_SENSOR_MINUTES)
+    has_alert = Alert.objects.filter(sensor=OuterRef("pk"), hazard=NO_DATA, status__in=Alert.ACTIVE_STATUSES)
+    candidates = (
+        Sensor.objects.filter(status=Sensor.Status.ACTIVE)
+        .filter(Q(maintenance_until__isnull=True) | Q(maintenance_until__lte=now))
+        .annotate(seen=Coalesce("last_seen_at", "installed_at", "created_at"))
+        .filter(seen__lt=cutoff)
+        .exclude(Exists(has_alert))
+        .select_for_update(of=("self",), skip_locked=True)
+        .order_by("pk")
+    )
+    alerts, events = [], []
+    for sensor in candidates:
+        alert = Alert(
+            sensor=sensor, hazard=NO_DATA, level=MEDIUM, source=Alert.Source.STALE, status=OPEN,
+            message=_stale_message(sensor, sensor.seen, now), triggered_at=now, last_triggered_at=now,
+            features={"last_seen_at": sensor.last_seen_at.isoformat() if sensor.last_seen_at else None},
+        )
+        alerts.append(alert)
+        events.append(_event(alert, AlertEvent.Kind.RAISED))
+    if alerts:
+        Alert.objects.bulk_create(alerts)
+        AlertEvent.objects.bulk_create(events)
+        alerts_generation_bump_on_commit()
+        logger.warning("alerts.stale_sensors", extra={"count": len(alerts), "sensors": [a.sensor.sensor_id for a in alerts]})
+    return len(alerts)
+
+
+def alert_events_publish_after_commit() -> None:
+    """Ask the outbox to publish changes now rather than on the consumer's next sweep (people are waiting)."""
+    transaction.on_commit(outbox.publish_pending_now)
+
+
+def _locked(alert: Alert) -> Alert:
+    return Alert.objects.select_for_update(of=("self",)).select_related("sensor").get(pk=alert.pk)
+
+
+@transaction.atomic
+def alert_acknowledge(*, alert: Alert, actor: str, note: str = "") -> Alert:
+    """Record that a person has seen an open alert and is acting on it."""
+    alert = _locked(alert)
+    if alert.status != OPEN:
+        raise InvalidTransition(f"alert {alert.pk} is {alert.status}; only open alerts can be acknowledged")
+    now = timezone.now()
+    alert.status, alert.acknowledged_at, alert.acknowledged_by = ACKNOWLEDGED, now, actor
+    if note:
+        alert.note = note
+    alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "note", "updated_at"])
+    _event(alert, AlertEvent.Kind.ACKNOWLEDGED, actor=actor, note=note).save()
+    alerts_generation_bump_on_commit()
+    alert_events_publish_after_commit()
+    logger.info("alerts.acknowledged", extra={"alert_id": alert.pk, "actor": actor})
+    return alert
+
+
+@transaction.atomic
+def alert_resolve(*, alert: Alert, actor: str, note: str = "") -> Alert:
+    """Close an open or acknowledged alert by hand; the rules may raise a new one if the hazard persists."""
+    alert = _locked(alert)
+    if alert.status == RESOLVED:
+        raise InvalidTransition(f"alert {alert.pk} is already resolved")
+    alert.status, alert.resolved_at, alert.resolved_by = RESOLVED, timezone.now(), actor
+    alert.resolution_reason = "resolved manually"
+    if note:
+        alert.note = note
+    alert.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_reason", "note", "updated_at"])
+    _event(alert, AlertEvent.Kind.RESOLVED, actor=actor, note=note).save()
+    alerts_generation_bump_on_commit()
+    alert_events_publish_after_commit()
+    logger.info("alerts.resolved", extra={"alert_id": alert.pk, "actor": actor})
+    return alert
+
