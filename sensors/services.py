@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -13,10 +15,29 @@ from .records import MEASUREMENTS, ReadingIn, StoredReading
 
 logger = logging.getLogger(__name__)
 
-# Multi-row VALUES keeps one round trip per chunk and works on PostgreSQL and
-# SQLite alike; 500 rows x 8 columns stays far below both parameter limits.
+# SQLite (the embedded default): multi-row VALUES, one round trip per chunk;
+# 500 rows x 7 columns stays below its parameter limit. PostgreSQL: one
+# statement per batch whatever its size, with each column sent as a *binary*
+# array (``%b``) and expanded by unnest(): 7 parameters instead of 7 per row,
+# no SQL text to build or parse, and no per-element quoting (Django's
+# client-side binding renders arrays as text literals, ~4x slower at 5,000 rows).
 _CHUNK = 500
 _COLUMNS = ("sensor_id", "timestamp", "received_at", *MEASUREMENTS)
+_PG_TYPES = ("bigint", "timestamptz", "timestamptz", "float8", "float8", "float8", "float8")
+
+
+def _binary_cursor() -> psycopg.Cursor:
+    """A server-side-binding cursor on Django's own connection, so it runs inside the caller's transaction."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def _aware(ts: datetime | str) -> datetime:
+    if isinstance(ts, str):  # SQLite returns text from RETURNING
+        ts = datetime.fromisoformat(ts)
+    if timezone.is_naive(ts):
+        ts = timezone.make_aware(ts, timezone.utc)
+    return ts
 
 
 def readings_store_batch(*, readings: Sequence[ReadingIn], sensor_pks: dict[str, int]) -> list[StoredReading]:
@@ -26,39 +47,58 @@ def readings_store_batch(*, readings: Sequence[ReadingIn], sensor_pks: dict[str,
     (sensor, timestamp) index), so a batch re-delivered after a crash stores
     nothing twice, and only genuinely new readings flow on to scoring and
     alerting. Duplicates inside one batch are collapsed to the first.
-    Must run inside the caller's transaction. No user string is ever
-    interpolated into the SQL: only placeholders.
+    Rows go in (sensor, timestamp) order: index-friendly, and concurrent
+    writers lock rows in the same order. Must run inside the caller's
+    transaction. No user string is ever interpolated into the SQL.
     """
     rows: dict[tuple[int, datetime], ReadingIn] = {}
     for r in readings:
         rows.setdefault((sensor_pks[r.sensor_id], r.timestamp), r)
     if not rows:
         return []
-    table = Reading._meta.db_table
-    cols = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-    returning = ", ".join(connection.ops.quote_name(c) for c in ("id", "sensor_id", "timestamp", *MEASUREMENTS))
-    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    items = list(rows.items())
-    stored: list[StoredReading] = []
+    items = sorted(rows.items())  # keys are unique, so only the (sensor, timestamp) keys are compared
     pk_to_code = {pk: code for code, pk in sensor_pks.items()}
-    with connection.cursor() as cursor:
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            params: list = []
-            for (sensor_pk, ts), r in chunk:
-                params.extend((sensor_pk, ts, r.received_at, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level))
-            sql = (
-                f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholder] * len(chunk))} "
-                f"ON CONFLICT DO NOTHING RETURNING {returning}"
+    table = connection.ops.quote_name(Reading._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    returning = ", ".join(connection.ops.quote_name(c) for c in ("id", "sensor_id", "timestamp"))
+    stored: list[StoredReading] = []
+    if connection.vendor == "postgresql":
+        columns = [[sensor_pk for (sensor_pk, _), _ in items], [ts for (_, ts), _ in items]]
+        columns.append([r.received_at for _, r in items])
+        # float() so an int from a hand-built ReadingIn cannot make psycopg pick an integer array.
+        for name in MEASUREMENTS:
+            columns.append([None if (v := getattr(r, name)) is None else float(v) for _, r in items])
+        unnest = ", ".join(f"%b::{t}[]" for t in _PG_TYPES)
+        with connection.wrap_database_errors, _binary_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({unnest}) "
+                f"ON CONFLICT DO NOTHING RETURNING {returning}",
+                columns,
+                binary=True,
             )
-            cursor.execute(sql, params)
-            for row in cursor.fetchall():
-                ts = row[2]
-                if isinstance(ts, str):  # SQLite returns text from RETURNING
-                    ts = datetime.fromisoformat(ts)
-                if timezone.is_naive(ts):
-                    ts = timezone.make_aware(ts, timezone.utc)
-                stored.append(StoredReading(row[0], row[1], pk_to_code[row[1]], ts, *row[3:]))
+            fetched = cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+            fetched = []
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                params: list = []
+                for (sensor_pk, ts), r in chunk:
+                    params.extend((sensor_pk, ts, r.received_at, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level))
+                cursor.execute(
+                    f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholder] * len(chunk))} "
+                    f"ON CONFLICT DO NOTHING RETURNING {returning}",
+                    params,
+                )
+                fetched.extend(cursor.fetchall())
+    fetched.sort(key=itemgetter(1, 2))  # RETURNING order is not guaranteed; scoring wants (sensor, time) order
+    for reading_id, sensor_pk, ts in fetched:
+        ts = _aware(ts)
+        r = rows[(sensor_pk, ts)]
+        stored.append(
+            StoredReading(reading_id, sensor_pk, pk_to_code[sensor_pk], ts, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level)
+        )
     return stored
 
 
@@ -68,7 +108,20 @@ def sensors_touch_last_seen(*, stored: Iterable[StoredReading]) -> None:
     for r in stored:
         if r.sensor_pk not in latest or r.timestamp > latest[r.sensor_pk]:
             latest[r.sensor_pk] = r.timestamp
-    for sensor_pk, ts in sorted(latest.items()):
+    if not latest:
+        return
+    ordered = sorted(latest.items())
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Sensor._meta.db_table)
+        with connection.wrap_database_errors, _binary_cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS s SET last_seen_at = v.ts "
+                "FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(pk, ts) "
+                "WHERE s.id = v.pk AND (s.last_seen_at IS NULL OR s.last_seen_at < v.ts)",
+                [[pk for pk, _ in ordered], [ts for _, ts in ordered]],
+            )
+        return
+    for sensor_pk, ts in ordered:
         Sensor.objects.filter(pk=sensor_pk).exclude(last_seen_at__gte=ts).update(last_seen_at=ts)
 
 

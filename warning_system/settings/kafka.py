@@ -21,3 +21,9 @@ KAFKA_BATCH_SECONDS = env.float("KAFKA_BATCH_SECONDS", default=0.5)
 # How long the API waits for the broker to acknowledge (acks=all) before 503.
 KAFKA_PRODUCE_TIMEOUT_SECONDS = env.float("KAFKA_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 KAFKA_RETRY_AFTER_SECONDS = env.int("KAFKA_RETRY_AFTER_SECONDS", default=5)
+# The consumer logs `consumer.stats` (throughput, batch sizes, lag) this often.
+KAFKA_CONSUMER_STATS_SECONDS = env.float("KAFKA_CONSUMER_STATS_SECONDS", default=10.0)
+# The consumer runs the stale-sensor check (and sweeps the alert outbox) this often.
+KAFKA_STALE_CHECK_SECONDS = env.float("KAFKA_STALE_CHECK_SECONDS", default=60.0)
+# Longest wait between retries of a batch that failed transiently (database or broker down).
+KAFKA_RETRY_MAX_BACKOFF_SECONDS = env.float("KAFKA_RETRY_MAX_BACKOFF_SECONDS", default=30.0)

@@ -1,0 +1,140 @@
+"""Publishing alert events from the transactional outbox to the ``alerts`` topic.
+
+Alert changes and their ``AlertEvent`` rows commit in one transaction; this
+module sends the committed, unpublished events afterwards and marks them
+``published_at`` only once the broker acknowledged them. So an event is
+never lost when a process dies between commit and publish — but it can be
+sent twice (acknowledged by the broker, then the process died before
+marking it). The ``alerts`` topic is therefore **at-least-once**:
+subscribers de-duplicate on ``event_id`` (the AlertEvent primary key).
+
+Message key: the sensor code (one sensor's events stay in order on one
+partition). Value, schema version 1::
+
+    {"v": 1, "event_id", "event", "alert_id", "sensor_id", "site", "hazard",
+     "level", "status", "probability", "triggered_at", "last_triggered_at",
+     "at", "actor", "note", "source", "message"}
+
+Two publishers (several consumers, an API process) never send the same row
+concurrently: rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``
+for the duration of the send.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import AlertEvent
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_producer = None
+_producer_servers: str | None = None
+_producer_lock = threading.Lock()
+
+
+class OutboxPublishError(RuntimeError):
+    """Some claimed events were not acknowledged by the broker; they stay unpublished for the next sweep."""
+
+
+def encode_event(event: AlertEvent) -> tuple[bytes, bytes]:
+    """(key, value) of one event; ``event.alert.sensor.site`` must be loaded."""
+    alert = event.alert
+    sensor = alert.sensor
+    value = {
+        "v": SCHEMA_VERSION,
+        "event_id": event.id,
+        "event": event.kind,
+        "alert_id": alert.id,
+        "sensor_id": sensor.sensor_id,
+        "site": sensor.site.name,
+        "hazard": alert.hazard,
+        "level": event.level,
+        "status": event.status,
+        "probability": event.probability,
+        "triggered_at": alert.triggered_at.isoformat(),
+        "last_triggered_at": alert.last_triggered_at.isoformat(),
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "note": event.note,
+        "source": alert.source,
+        "message": alert.message,
+    }
+    return sensor.sensor_id.encode(), orjson.dumps(value)
+
+
+def publish_pending(*, producer, limit: int = 1000) -> int:
+    """Send up to ``limit`` unpublished events, oldest first; returns how many the broker acknowledged.
+
+    Acknowledged events are marked even when others failed; the failed ones
+    stay unpublished and ``OutboxPublishError`` is raised so the caller logs
+    and retries on its next sweep.
+    """
+    topic = settings.KAFKA_ALERTS_TOPIC
+    with transaction.atomic():
+        events = list(
+            AlertEvent.objects.filter(published_at__isnull=True, kind__in=AlertEvent.PUBLISHED_KINDS)
+            .select_related("alert__sensor__site")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")[:limit]
+        )
+        if not events:
+            return 0
+        delivered: list[int] = []
+        failures: list[str] = []
+
+        def on_delivery(err, msg, event_id):
+            if err is None:
+                delivered.append(event_id)
+            else:
+                failures.append(str(err))
+
+        for event in events:
+            key, value = encode_event(event)
+            producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg, eid=event.id: on_delivery(err, msg, eid))
+        producer.flush(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
+        if delivered:
+            AlertEvent.objects.filter(pk__in=delivered).update(published_at=timezone.now())
+    logger.info("outbox.published", extra={"published": len(delivered), "failed": len(events) - len(delivered), "topic": topic})
+    if len(delivered) < len(events):
+        raise OutboxPublishError(
+            f"{len(events) - len(delivered)} of {len(events)} alert events not acknowledged: {'; '.join(failures[:3]) or 'timed out'}"
+        )
+    return len(delivered)
+
+
+def _shared_producer():
+    """One producer per process (they are thread-safe and expensive to create), rebuilt if the broker setting changes."""
+    global _producer, _producer_servers
+    from confluent_kafka import Producer
+
+    from warning_system.kafka import producer_config
+
+    with _producer_lock:
+        if _producer is None or _producer_servers != settings.KAFKA_BOOTSTRAP_SERVERS:
+            _producer = Producer(producer_config())
+            _producer_servers = settings.KAFKA_BOOTSTRAP_SERVERS
+        return _producer
+
+
+def publish_pending_now() -> int:
+    """Publish right away, e.g. from ``transaction.on_commit`` after an acknowledge or resolve.
+
+    Never raises: the change itself is committed, and anything not sent now
+    stays in the outbox for the consumer's periodic sweep. Does nothing in
+    eager mode (no broker).
+    """
+    if settings.PIPELINE_EAGER or not settings.KAFKA_BOOTSTRAP_SERVERS:
+        return 0
+    try:
+        return publish_pending(producer=_shared_producer())
+    except Exception:
+        logger.warning("outbox.publish_failed", exc_info=True)
+        return 0

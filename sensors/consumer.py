@@ -1,0 +1,363 @@
+"""The `sensor.data` consumer: Kafka -> ``process_readings`` -> PostgreSQL, at least once.
+
+Shape (as in Sentry's arroyo or PostHog's ingestion): ``process_batch`` turns a
+list of Kafka messages into a ``BatchOutcome`` — poison messages set aside
+for the dead-letter queue, everything else stored, scored and alerted on in
+ONE idempotent transaction — and ``ReadingsConsumer`` is the loop around it.
+
+Delivery guarantee: offsets are committed synchronously and only after the
+batch's transaction committed and its dead letters were acknowledged by the
+broker. A crash anywhere before that re-delivers the batch, and the
+idempotent store (unique (sensor, timestamp), ``ON CONFLICT DO NOTHING``)
+turns the re-delivery into a no-op. At-least-once delivery plus idempotent
+writes: each acknowledged reading is stored exactly once.
+
+Failure handling:
+
+- poison (undecodable, invalid, unknown sensor): to ``KAFKA_DLQ_TOPIC`` with
+  the original key/value/headers plus headers naming the error and the
+  source topic/partition/offset, then committed — never a crash loop;
+- anything else (PostgreSQL down or restarting, connection terminated,
+  broker unavailable, a failing pipeline stage): nothing is committed and
+  nothing dead-lettered; the same batch is retried with exponential backoff
+  (capped at ``KAFKA_RETRY_MAX_BACKOFF_SECONDS``) while the assignment is
+  paused and the consumer keeps polling, so it stays in the group;
+- rebalance (cooperative-sticky): uncommitted messages of revoked partitions
+  are dropped; the new owner gets them again from the last commit.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from django.conf import settings
+from django.db import connection
+
+from alerts.outbox import publish_pending
+from alerts.services import alerts_raise_stale
+from warning_system.kafka import consumer_config, producer_config
+
+from .messages import InvalidMessage, decode_reading
+from .pipeline import PipelineResult, UnknownSensors, process_readings
+from .records import ReadingIn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message: Message
+    error: str  # stable class: "invalid_message" | "unknown_sensor"
+    reason: str
+
+
+@dataclass
+class BatchOutcome:
+    messages: int
+    result: PipelineResult = field(default_factory=lambda: PipelineResult(received=0))
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def process_batch(messages: Sequence[Message]) -> BatchOutcome:
+    """Decode, validate and process one batch; poison messages come back as dead letters.
+
+    Raises on transient failures (database, a pipeline stage): the caller
+    retries the whole batch, which is safe because the pipeline is idempotent.
+    """
+    outcome = BatchOutcome(messages=len(messages))
+    readings: list[ReadingIn] = []
+    sources: list[Message] = []
+    for message in messages:
+        try:
+            reading = decode_reading(message.value())
+        except InvalidMessage as exc:
+            outcome.dead_letters.append(DeadLetter(message, "invalid_message", str(exc)))
+            continue
+        readings.append(reading)
+        sources.append(message)
+    while True:
+        try:
+            outcome.result = process_readings(readings=readings)
+            return outcome
+        except UnknownSensors as exc:
+            # Set the strangers aside and process the rest; looping covers a
+            # sensor deleted between the two attempts.
+            unknown = set(exc.sensor_ids)
+            kept_readings, kept_sources = [], []
+            for reading, message in zip(readings, sources):
+                if reading.sensor_id in unknown:
+                    outcome.dead_letters.append(DeadLetter(message, "unknown_sensor", f"unknown sensor {reading.sensor_id!r}"))
+                else:
+                    kept_readings.append(reading)
+                    kept_sources.append(message)
+            readings, sources = kept_readings, kept_sources
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The original headers plus where the message came from and why it was rejected."""
+    message = letter.message
+    return [
+        *(message.headers() or []),
+        ("dlq.error", letter.error.encode()),
+        ("dlq.reason", letter.reason[:1000].encode()),
+        ("dlq.source_topic", message.topic().encode()),
+        ("dlq.source_partition", str(message.partition()).encode()),
+        ("dlq.source_offset", str(message.offset()).encode()),
+    ]
+
+
+class TransientFailure(RuntimeError):
+    """Something outside the batch failed (broker did not acknowledge); retry the batch."""
+
+
+def _partition_key(message: Message) -> tuple[str, int]:
+    return message.topic(), message.partition()
+
+
+class ReadingsConsumer:
+    """The consume -> process -> dead-letter -> commit loop. ``stop()`` may be called from a signal handler."""
+
+    def __init__(
+        self,
+        *,
+        topic: str | None = None,
+        group: str | None = None,
+        batch_size: int | None = None,
+        batch_seconds: float | None = None,
+    ):
+        self.topic = topic or settings.KAFKA_READINGS_TOPIC
+        self.group = group or settings.KAFKA_CONSUMER_GROUP
+        self.batch_size = batch_size or settings.KAFKA_BATCH_SIZE
+        self.batch_seconds = batch_seconds if batch_seconds is not None else settings.KAFKA_BATCH_SECONDS
+        self.max_backoff = settings.KAFKA_RETRY_MAX_BACKOFF_SECONDS
+        self._stopping = False
+        # Consumed but not yet committed messages that are not part of the
+        # batch in hand (returned by a poll while retrying); next batch starts with them.
+        self._carry: list[Message] = []
+        self._batch: list[Message] = []
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._stats = {"messages": 0, "stored": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "max_batch": 0, "retries": 0}
+        self._stats_since = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+        self._stopping = True
+
+    def run(self) -> None:
+        self._consumer = Consumer(consumer_config(group=self.group))
+        self._producer = Producer(producer_config())
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        logger.info("consumer.started", extra={"topic": self.topic, "group": self.group, "batch_size": self.batch_size, "batch_seconds": self.batch_seconds})
+        next_stats = time.monotonic() + settings.KAFKA_CONSUMER_STATS_SECONDS
+        next_stale = time.monotonic() + settings.KAFKA_STALE_CHECK_SECONDS
+        try:
+            while not self._stopping:
+                batch = self._collect()
+                if batch:
+                    self._handle(batch)
+                now = time.monotonic()
+                if now >= next_stats:
+                    self._log_stats()
+                    next_stats = now + settings.KAFKA_CONSUMER_STATS_SECONDS
+                if now >= next_stale and not self._stopping:
+                    self._periodic_checks()
+                    next_stale = now + settings.KAFKA_STALE_CHECK_SECONDS
+        finally:
+            self._log_stats()
+            self._consumer.close()
+            self._producer.flush(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
+            connection.close()
+            logger.info("consumer.stopped", extra={"topic": self.topic, "group": self.group})
+
+    # -- rebalancing -------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("consumer.partitions_assigned", extra={"partitions": [p.partition for p in partitions]})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Forget uncommitted messages of partitions we no longer own; their new owner re-reads them."""
+        revoked = {(p.topic, p.partition) for p in partitions}
+        before = len(self._batch) + len(self._carry)
+        self._batch[:] = [m for m in self._batch if _partition_key(m) not in revoked]
+        self._carry[:] = [m for m in self._carry if _partition_key(m) not in revoked]
+        logger.info(
+            "consumer.partitions_revoked",
+            extra={"partitions": sorted(p for _, p in revoked), "dropped": before - len(self._batch) - len(self._carry)},
+        )
+
+    # -- the loop ------------------------------------------------------------
+    def _collect(self) -> list[Message]:
+        """Up to ``batch_size`` messages, waiting at most ``batch_seconds``."""
+        batch, self._carry = self._carry, []
+        self._batch = batch  # so a revocation during consume() filters it
+        deadline = time.monotonic() + self.batch_seconds
+        while len(batch) < self.batch_size and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for message in self._consumer.consume(num_messages=self.batch_size - len(batch), timeout=remaining):
+                if message.error():
+                    self._log_consume_error(message.error())
+                else:
+                    batch.append(message)
+        return batch
+
+    def _handle(self, batch: list[Message]) -> None:
+        """Process, dead-letter and commit one batch, retrying transient failures until it succeeds or we stop."""
+        self._batch = batch
+        backoff = 0.5
+        paused: list[TopicPartition] = []
+        try:
+            while True:
+                try:
+                    outcome = process_batch(self._batch)
+                    self._send_dead_letters(outcome.dead_letters)
+                    break
+                except Exception as exc:
+                    self._stats["retries"] += 1
+                    logger.warning(
+                        "consumer.batch_failed",
+                        extra={"messages": len(self._batch), "error": f"{type(exc).__name__}: {str(exc)[:300]}", "retry_in": backoff},
+                        exc_info=not _is_expected_outage(exc),
+                    )
+                    # Broken connections must not be reused by the retry.
+                    connection.close()
+                    if not paused:
+                        paused = self._consumer.assignment()
+                        self._consumer.pause(paused)
+                    self._wait(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    if self._stopping:
+                        logger.info("consumer.batch_abandoned", extra={"messages": len(self._batch)})
+                        return
+                    if not self._batch:  # every partition of the batch was revoked meanwhile
+                        return
+        finally:
+            if paused:
+                self._consumer.resume(paused)
+        self._commit(self._batch)
+        self._record(outcome)
+        # Every batch, not only those that changed alerts: a retried batch
+        # (its alert changes committed by the failed attempt) and API-made
+        # events that could not be sent at once are picked up here too.
+        self._publish_outbox()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep by polling (paused), so the group sees us alive and rebalances are served."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
+            message = self._consumer.poll(min(remaining, 0.5))
+            if message is not None and not message.error():
+                # From a partition assigned during the pause: keep it for the next batch.
+                self._carry.append(message)
+
+    def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        failures: list[str] = []
+
+        def on_delivery(err, msg):
+            if err is not None:
+                failures.append(str(err))
+
+        for letter in letters:
+            m = letter.message
+            self._producer.produce(
+                settings.KAFKA_DLQ_TOPIC, key=m.key(), value=m.value(), headers=dead_letter_headers(letter), on_delivery=on_delivery
+            )
+            logger.warning(
+                "consumer.dead_lettered",
+                extra={"error": letter.error, "reason": letter.reason, "topic": m.topic(), "partition": m.partition(), "offset": m.offset()},
+            )
+        if self._producer.flush(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS) or failures:
+            raise TransientFailure(f"dead-letter queue did not acknowledge: {'; '.join(failures[:3]) or 'timed out'}")
+
+    def _commit(self, batch: list[Message]) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = _partition_key(message)
+            offsets[key] = max(offsets.get(key, -1), message.offset() + 1)
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        except KafkaException as exc:
+            # The rows are committed; at worst the batch is re-delivered and the idempotent store ignores it.
+            logger.warning("consumer.commit_failed", extra={"error": str(exc), "messages": len(batch)})
+            return
+        logger.debug("consumer.batch_committed", extra={"messages": len(batch), "partitions": len(offsets)})
+
+    def _record(self, outcome: BatchOutcome) -> None:
+        stats = self._stats
+        stats["messages"] += outcome.messages
+        stats["stored"] += len(outcome.result.stored)
+        stats["duplicates"] += outcome.result.duplicates
+        stats["dead_letters"] += len(outcome.dead_letters)
+        stats["batches"] += 1
+        stats["max_batch"] = max(stats["max_batch"], outcome.messages)
+
+    def _publish_outbox(self) -> None:
+        try:
+            publish_pending(producer=self._producer)
+        except Exception as exc:
+            # Unpublished events stay in the outbox; the next sweep sends them.
+            logger.warning("consumer.outbox_failed", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            connection.close()
+
+    def _periodic_checks(self) -> None:
+        try:
+            raised = alerts_raise_stale()
+            logger.info("consumer.stale_checked", extra={"alert_changes": raised})
+        except Exception as exc:
+            logger.warning("consumer.stale_check_failed", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            connection.close()
+            return
+        self._publish_outbox()
+
+    # -- observability -------------------------------------------------------
+    def _log_stats(self) -> None:
+        now = time.monotonic()
+        elapsed = max(now - self._stats_since, 1e-9)
+        stats = self._stats
+        logger.info(
+            "consumer.stats",
+            extra={
+                **stats,
+                "per_second": round(stats["messages"] / elapsed, 1),
+                "avg_batch": round(stats["messages"] / stats["batches"], 1) if stats["batches"] else 0,
+                "lag": self._lag(),
+                "seconds": round(elapsed, 1),
+            },
+        )
+        self._stats = dict.fromkeys(stats, 0)
+        self._stats_since = now
+
+    def _lag(self) -> int | None:
+        """Messages behind the high watermark over our partitions (cached watermarks: no broker round trip)."""
+        try:
+            total = 0
+            for tp in self._consumer.position(self._consumer.assignment()):
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    total += high - (tp.offset if tp.offset >= 0 else low)
+            return total
+        except KafkaException:
+            return None
+
+    def _log_consume_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        logger.warning("consumer.kafka_error", extra={"error": error.str(), "code": error.name()})
+
+
+def _is_expected_outage(exc: Exception) -> bool:
+    """Database or broker unavailability: logged without a traceback (it is not a bug)."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, TransientFailure, KafkaException))

@@ -1,0 +1,104 @@
+"""The alert-event outbox: published once, versioned, claimed with SKIP LOCKED, never lost when the broker is down."""
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from django.db import connection, transaction
+
+from alerts import outbox
+from alerts.models import AlertEvent
+from tests.kafka_utils import create_test_topics, read_topic
+from warning_system.kafka import producer_config
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def events(sensor, make_alert):
+    """An acknowledged flood alert: "raised" and "acknowledged" are published kinds, "retriggered" is not."""
+    alert = make_alert(sensor, hazard="flood", level="high", status="acknowledged", probability=0.82)
+    alert.events.create(kind="acknowledged", level="high", status="acknowledged", probability=0.82, actor="ops@example.org", note="crew sent")
+    alert.events.create(kind="retriggered", level="high", status="acknowledged", probability=0.9)
+    return alert, list(alert.events.order_by("id"))
+
+
+def test_pending_events_are_published_once_with_a_versioned_payload(kafka_topics, events):
+    alert, (raised, acknowledged, retriggered) = events
+    create_test_topics()
+    producer = Producer(producer_config())
+
+    assert outbox.publish_pending(producer=producer) == 2
+    assert outbox.publish_pending(producer=producer) == 0
+
+    messages = read_topic(kafka_topics.KAFKA_ALERTS_TOPIC, expected=3, timeout=3)
+    assert len(messages) == 2
+    assert {m.key() for m in messages} == {b"RG-001"}
+    payloads = [orjson.loads(m.value()) for m in messages]
+    assert [p["event_id"] for p in payloads] == [raised.id, acknowledged.id]
+    ack = payloads[1]
+    assert ack == {
+        "v": 1, "event_id": acknowledged.id, "event": "acknowledged", "alert_id": alert.id, "sensor_id": "RG-001",
+        "site": alert.sensor.site.name, "hazard": "flood", "level": "high", "status": "acknowledged", "probability": 0.82,
+        "triggered_at": alert.triggered_at.isoformat(), "last_triggered_at": alert.last_triggered_at.isoformat(),
+        "at": acknowledged.at.isoformat(), "actor": "ops@example.org", "note": "crew sent", "source": "model",
+        "message": alert.message,
+    }
+    published = dict(AlertEvent.objects.values_list("id", "published_at"))
+    assert published[raised.id] is not None and published[acknowledged.id] is not None
+    assert published[retriggered.id] is None  # not a published kind
+
+
+def test_rows_claimed_by_another_publisher_are_skipped_not_sent_twice(kafka_topics, events):
+    create_test_topics()
+    claimed, release = threading.Event(), threading.Event()
+
+    def other_publisher():
+        with transaction.atomic():
+            list(AlertEvent.objects.select_for_update().filter(published_at__isnull=True))
+            claimed.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=other_publisher)
+    holder.start()
+    try:
+        assert claimed.wait(10)
+        producer = Producer(producer_config())
+        assert outbox.publish_pending(producer=producer) == 0
+    finally:
+        release.set()
+        holder.join(10)
+    assert outbox.publish_pending(producer=producer) == 2
+    assert len(read_topic(kafka_topics.KAFKA_ALERTS_TOPIC, expected=3, timeout=3)) == 2
+
+
+def test_events_stay_unpublished_while_the_broker_is_down(kafka_topics, private_broker, events):
+    kafka_topics.KAFKA_PRODUCE_TIMEOUT_SECONDS = 1
+    create_test_topics()
+    private_broker.stop()
+
+    with pytest.raises(outbox.OutboxPublishError):
+        outbox.publish_pending(producer=Producer(producer_config()))
+    assert outbox.publish_pending_now() == 0  # never raises into the API
+    assert AlertEvent.objects.filter(published_at__isnull=True).count() == 3
+
+    private_broker.start()
+    create_test_topics()  # the in-memory broker restarted empty
+    assert outbox.publish_pending_now() == 2
+    assert AlertEvent.objects.filter(published_at__isnull=True).count() == 1
+
+
+def test_publish_pending_now_sends_pending_events(kafka_topics, events):
+    create_test_topics()
+    assert outbox.publish_pending_now() == 2
+    assert len(read_topic(kafka_topics.KAFKA_ALERTS_TOPIC, expected=2)) == 2
+
+
+def test_publish_pending_now_does_nothing_in_eager_mode(settings, events):
+    settings.PIPELINE_EAGER = True
+    settings.KAFKA_BOOTSTRAP_SERVERS = ""
+    assert outbox.publish_pending_now() == 0
+    assert AlertEvent.objects.filter(published_at__isnull=True).count() == 3
