@@ -27,10 +27,12 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## run: the embedded default (SQLite, local-memory cache, eager pipeline) on http://127.0.0.1:8000
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS -u DJANGO_SETTINGS_MODULE
 run: install
-	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS $(PY) manage.py migrate --noinput
-	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS $(PY) manage.py seed_demo
-	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS $(PY) manage.py runserver 127.0.0.1:8000
+	mkdir -p var
+	$(EMBEDDED) $(PY) manage.py migrate --noinput
+	$(EMBEDDED) $(PY) manage.py seed_demo --key-file var/demo.key
+	$(EMBEDDED) $(PY) scripts/run_demo.py
 
 ## browser: Debian's chromium for the Playwright tests of the analyst pages
 browser:
@@ -42,6 +44,11 @@ test: install-dev browser
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-$(TEST_KAFKA)} \
 	$(PY) scripts/services.py $(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmarks of docs/benchmarks.md on this machine (PostgreSQL, Redis, broker); BENCH_ARGS=--quick for a smoke test
+bench: install-dev
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -21,6 +21,10 @@ Rules (one evaluation per new reading, per sensor in timestamp order):
   Rainfall feeds both hazards, so its limit maps by what the sensor watches:
   river gauges -> flood, slope instruments (extensometer, soil-moisture probe)
   -> landslide, rain gauges and multi-parameter stations -> both.
+  The same mapping decides which *model* verdicts can raise alerts: a river
+  gauge observes none of a landslide's drivers, so the landslide model scores
+  it from an almost empty feature row — exactly where a model is least
+  trustworthy — and an alert from it would be crying wolf.
 
 * Model and threshold triggers of one hazard merge into one alert whose level
   is the highest trigger. At most one active (open/acknowledged) alert exists
@@ -80,7 +84,8 @@ DATA_RECEIVED = "data received"
 CLEARED_READINGS = "below clear level for {n} consecutive readings"
 CLEARED_MINUTES = "below clear level for {n} minutes"
 
-_RAINFALL_HAZARDS = {
+# Which hazards a sensor kind can speak to: for rainfall limits and model verdicts alike.
+_HAZARDS_BY_KIND = {
     Sensor.Kind.RIVER_GAUGE.value: (FLOOD,),
     Sensor.Kind.EXTENSOMETER.value: (LANDSLIDE,),
     Sensor.Kind.SOIL_MOISTURE.value: (LANDSLIDE,),
@@ -126,6 +131,7 @@ class _SensorRules:
     code: str
     suppressed: bool
     rules: dict[str, tuple[tuple[ThresholdRule, float], ...]]  # hazard -> (rule, limit) pairs
+    model_hazards: frozenset[str]  # hazards whose model verdict may raise an alert here
 
 
 @dataclass(slots=True)
@@ -148,29 +154,32 @@ def _sensor_rules(sensor: Sensor, now: datetime) -> _SensorRules:
     if sensor.flood_stage_m is not None:
         rules[FLOOD].append((WATER_LEVEL, sensor.flood_stage_m))
     if sensor.rainfall_limit_mm_h is not None:
-        for hazard in _RAINFALL_HAZARDS.get(sensor.kind, (LANDSLIDE, FLOOD)):
+        for hazard in _HAZARDS_BY_KIND.get(sensor.kind, (LANDSLIDE, FLOOD)):
             rules[hazard].append((RAINFALL, sensor.rainfall_limit_mm_h))
     if sensor.ground_movement_limit_mm_h is not None:
         rules[LANDSLIDE].append((GROUND_MOVEMENT, sensor.ground_movement_limit_mm_h))
     if sensor.soil_moisture_limit is not None:
         rules[LANDSLIDE].append((SOIL_MOISTURE, sensor.soil_moisture_limit))
-    return _SensorRules(sensor.pk, sensor.sensor_id, suppressed, {h: tuple(r) for h, r in rules.items()})
+    return _SensorRules(
+        sensor.pk, sensor.sensor_id, suppressed, {h: tuple(r) for h, r in rules.items()},
+        frozenset(_HAZARDS_BY_KIND.get(sensor.kind, (LANDSLIDE, FLOOD))),
+    )
 
 
 def _fmt(value: float, unit: str) -> str:
     return f"{value:g} {unit}".rstrip()
 
 
-def _evaluate(s: ScoredReading, hazard: str, rules) -> tuple[_Trigger | None, bool]:
+def _evaluate(s: ScoredReading, hazard: str, rules, use_model: bool = True) -> tuple[_Trigger | None, bool]:
     """(strongest trigger or None, calm?) for one hazard on one reading."""
     if hazard == LANDSLIDE:
         p, risk, version = s.landslide_probability, s.landslide_risk, s.landslide_model_version
     else:
         p, risk, version = s.flood_probability, s.flood_risk, s.flood_model_version
     trigger = None
-    if risk in _MODEL_TRIGGER_RISKS:
+    if use_model and risk in _MODEL_TRIGGER_RISKS:
         trigger = _Trigger(risk, Alert.Source.MODEL, p, version, None, None, "model")
-    calm = p < settings.ALERT_CLEAR_LEVEL
+    calm = p < settings.ALERT_CLEAR_LEVEL or not use_model
     reading = s.reading
     for rule, limit in rules:
         value = getattr(reading, rule.measurement)
@@ -366,7 +375,7 @@ def alerts_evaluate_scored(*, scored: list[ScoredReading]) -> int:
         readings.sort(key=lambda s: s.reading.timestamp)
         for s in readings:
             for hazard in (LANDSLIDE, FLOOD):
-                trigger, calm = _evaluate(s, hazard, sensor.rules[hazard])
+                trigger, calm = _evaluate(s, hazard, sensor.rules[hazard], hazard in sensor.model_hazards)
                 _apply(state, sensor, hazard, s, trigger, calm, now)
     if state.changed:
         for alert in state.changed.values():

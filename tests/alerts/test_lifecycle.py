@@ -401,3 +401,15 @@ def test_consumer_batch_waits_for_a_concurrent_acknowledge_and_keeps_it(sensor, 
     alert.refresh_from_db()
     assert (alert.status, alert.acknowledged_by) == ("acknowledged", "maria")
     assert alert.last_triggered_at == T0 + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    "kind,raised",
+    [("river_gauge", {"flood"}), ("extensometer", {"landslide"}), ("soil_moisture", {"landslide"}),
+     ("rain_gauge", {"landslide", "flood"}), ("multi", {"landslide", "flood"})],
+)
+def test_model_verdicts_raise_only_hazards_the_sensor_kind_observes(make_sensor, scored, kind, raised):
+    """A river gauge says nothing about slopes: its landslide score must not cry wolf (and vice versa)."""
+    sensor = make_sensor(f"K-{kind}", kind=kind)
+    alerts_evaluate_scored(scored=[scored(sensor, 0, landslide=0.95, flood=0.95)])
+    assert set(Alert.objects.filter(sensor=sensor).values_list("hazard", flat=True)) == raised
