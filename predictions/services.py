@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from sensors.models import Sensor
 from sensors.records import MEASUREMENTS, ScoredReading, StoredReading
+from warning_system.db import binary_cursor
 
 from .features import FEATURE_NAMES, compute_features_grouped
 from .models import Prediction
@@ -60,12 +61,12 @@ def _history(windows: dict[int, tuple[datetime, datetime]]) -> list[tuple]:
     if connection.vendor == "postgresql":
         sql = (
             "SELECT r.sensor_id, r.timestamp, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level "
-            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(sensor_id, lo, hi) "
+            "FROM unnest(%b::bigint[], %b::timestamptz[], %b::timestamptz[]) AS w(sensor_id, lo, hi) "
             "JOIN sensors_reading r ON r.sensor_id = w.sensor_id AND r.timestamp > w.lo AND r.timestamp <= w.hi"
         )
         params = [pks, [windows[p][0] for p in pks], [windows[p][1] for p in pks]]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        with connection.wrap_database_errors, binary_cursor() as cursor:
+            cursor.execute(sql, params, binary=True)
             return cursor.fetchall()
     from django.db.models import Q
 
@@ -84,14 +85,21 @@ def _upsert(rows: list[tuple]) -> None:
     cols = ", ".join(qn(c) for c in _PRED_COLUMNS)
     updates = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _UPDATE_COLUMNS)
     conflict = f"ON CONFLICT ({qn('sensor_id')}, {qn('timestamp')}) DO UPDATE SET {updates}"
+    if connection.vendor == "postgresql":
+        # One statement per batch: columns travel as binary arrays; the feature
+        # snapshots go as text[] and are cast to jsonb element by element.
+        types = ("bigint", "timestamptz", "float8", "float8", "text", "text", "text", "text", "text", "timestamptz")
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        aliases = ", ".join(f"c{i}" for i in range(len(types)))
+        select = ", ".join(f"c{i}::jsonb" if c == "features" else f"c{i}" for i, c in enumerate(_PRED_COLUMNS))
+        with connection.wrap_database_errors, binary_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {select} FROM unnest({arrays}) AS u({aliases}) {conflict}",
+                [list(c) for c in zip(*rows)], binary=True,
+            )
+        return
+    placeholder = "(" + ", ".join(["%s"] * len(_PRED_COLUMNS)) + ")"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            columns = list(zip(*rows))
-            types = ("bigint", "timestamptz", "float8", "float8", "text", "text", "text", "text", "jsonb", "timestamptz")
-            select = ", ".join(f"%s::{t}[]" for t in types)
-            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({select}) {conflict}", [list(c) for c in columns])
-            return
-        placeholder = "(" + ", ".join(["%s"] * len(_PRED_COLUMNS)) + ")"
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             cursor.execute(

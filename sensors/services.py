@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
 
-import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
+
+from warning_system.db import binary_cursor
 
 from .models import Reading, Sensor
 from .records import MEASUREMENTS, ReadingIn, StoredReading
@@ -24,12 +25,6 @@ logger = logging.getLogger(__name__)
 _CHUNK = 500
 _COLUMNS = ("sensor_id", "timestamp", "received_at", *MEASUREMENTS)
 _PG_TYPES = ("bigint", "timestamptz", "timestamptz", "float8", "float8", "float8", "float8")
-
-
-def _binary_cursor() -> psycopg.Cursor:
-    """A server-side-binding cursor on Django's own connection, so it runs inside the caller's transaction."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 def _aware(ts: datetime | str) -> datetime:
@@ -69,7 +64,7 @@ def readings_store_batch(*, readings: Sequence[ReadingIn], sensor_pks: dict[str,
         for name in MEASUREMENTS:
             columns.append([None if (v := getattr(r, name)) is None else float(v) for _, r in items])
         unnest = ", ".join(f"%b::{t}[]" for t in _PG_TYPES)
-        with connection.wrap_database_errors, _binary_cursor() as cursor:
+        with connection.wrap_database_errors, binary_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({unnest}) "
                 f"ON CONFLICT DO NOTHING RETURNING {returning}",
@@ -113,7 +108,7 @@ def sensors_touch_last_seen(*, stored: Iterable[StoredReading]) -> None:
     ordered = sorted(latest.items())
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Sensor._meta.db_table)
-        with connection.wrap_database_errors, _binary_cursor() as cursor:
+        with connection.wrap_database_errors, binary_cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS s SET last_seen_at = v.ts "
                 "FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(pk, ts) "

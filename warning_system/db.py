@@ -1,5 +1,18 @@
-"""Database helpers shared by migrations."""
-from django.db import migrations
+"""Database helpers shared by migrations and the bulk-write hot paths."""
+import psycopg
+from django.db import connection, migrations
+
+
+def binary_cursor() -> psycopg.Cursor:
+    """A plain psycopg cursor on Django's own connection (so inside the caller's transaction).
+
+    Django's cursor sends list parameters as text, and psycopg escapes every
+    array element with a regular expression; for a batch of thousands of
+    rows that dominated the consumer's write time. A plain cursor can send
+    arrays in binary (``%b``), several times cheaper. PostgreSQL only.
+    """
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 class PostgresOnlySQL(migrations.RunSQL):
