@@ -21,7 +21,9 @@ def test_makemigrations_check_is_clean():
 
 
 def _run_production(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")}
+    # A deployment has none of the test-only switches (e.g. the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE).
+    dropped = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(DJANGO_SETTINGS_MODULE="warning_system.settings.production", **env_overrides)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
