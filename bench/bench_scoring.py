@@ -95,7 +95,7 @@ def main() -> None:
                                registry.score(batch[:2000])["landslide"], rtol=1e-5, atol=1e-6)
 
     results = [
-        ("scoring.ModelRegistry (inplace_predict)",
+        ("scoring.ModelRegistry (in-place prediction, per-thread proxy)",
          *latency(registry.score_one, singles), throughput(registry.score, batch)),
         ("original: joblib XGBClassifier.predict_proba",
          *latency(legacy_one, singles[: max(500, args.single // 5)]), throughput(legacy_batch, batch)),

@@ -146,3 +146,28 @@ def test_risk_level_cut_offs(p, level):
 def test_risk_level_uses_given_cut_offs():
     assert risk_level(0.3, medium=0.2, high=0.5) == "medium"
     assert list(risk_levels(np.array([0.1, 0.3, 0.6]), medium=0.2, high=0.5)) == ["low", "medium", "high"]
+
+
+def test_single_row_fast_path_equals_booster_inplace_predict(registry):
+    """score_one reuses a proxy per thread; it must give exactly what inplace_predict gives."""
+    import threading
+
+    from predictions.features import N_FEATURES
+
+    rng = np.random.default_rng(3)
+    rows = rng.uniform(0, 1, size=(50, N_FEATURES)).astype(np.float32)
+    rows[::3, 5] = np.nan
+    results: dict[int, list] = {}
+
+    def score(worker: int) -> None:
+        results[worker] = [registry.score_one(row) for row in rows]
+
+    threads = [threading.Thread(target=score, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, model in registry._models.items():
+        expected = model.single_booster.inplace_predict(rows, missing=np.nan)
+        for worker in results.values():
+            assert [r[name] for r in worker] == [float(v) for v in expected]
