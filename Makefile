@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_KAFKA ?= 127.0.0.1:9092
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev browser migrate demo bench lint clean
+.PHONY: run test fuzz install install-dev browser bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: install-dev browser
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-$(TEST_KAFKA)} \
 	$(PY) scripts/services.py $(PY) -m pytest $(PYTEST_ARGS)
+
+## fuzz: the schema fuzzing of tests/security/test_schema_fuzz.py with 1,000 examples per operation (make test runs 10)
+fuzz: install-dev
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(MAKE) test PYTEST_ARGS="tests/security/test_schema_fuzz.py -q"
 
 ## bench: the benchmarks of docs/benchmarks.md on this machine (PostgreSQL, Redis, broker); BENCH_ARGS=--quick for a smoke test
 bench: install-dev

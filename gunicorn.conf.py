@@ -4,8 +4,12 @@ Sizing: ``GUNICORN_WORKERS`` processes x ``GUNICORN_THREADS`` threads serve
 requests concurrently. The ingestion API spends most of a request waiting for
 the broker's acknowledgement and the database, so threads (``gthread``) give
 concurrency without a process (and a copy of numpy/XGBoost) per request. The
-defaults (2 x 4) fit a 2 GB VPS; each worker's database pool needs at most
-one connection per thread (``DB_POOL_MAX_SIZE`` >= ``GUNICORN_THREADS``).
+defaults (2 x 32) fit a 2 GB VPS: an ingest request holds its thread ~5 ms
+waiting for the broker's acknowledgement, so with 4 threads a worker could
+never pass ~700 requests/s; an idle thread costs a stack, not RSS. Reads that
+need the database queue for one of ``DB_POOL_MAX_SIZE`` pooled connections
+per worker (ingestion uses none), which keeps PostgreSQL's connection count
+bounded however many threads wait.
 
 ``preload_app``: on. The master imports Django and every view (numpy, pandas,
 XGBoost: seconds of imports) once, then forks workers that share those pages
@@ -17,6 +21,9 @@ Kafka producer (``sensors.producer``) and the XGBoost models
 database connections (and its psycopg pool) on first use
 (``tests/deploy/test_production.py`` checks all three, and that the master
 starts no thread).
+
+Memory: ``when_ready`` keeps scikit-learn, pandas and most of SciPy out of
+the workers (see its docstring).
 
 ASGI alternative (sync Django views then run in a thread per worker, so
 gunicorn+gthread serves this API better)::
@@ -31,8 +38,11 @@ from gunicorn import glogging
 
 bind = "0.0.0.0:8000"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 worker_class = "gthread"
+# Connections each worker holds open (kept-alive ones included): device fleets and
+# load balancers keep many idle connections; beyond this a worker stops accepting.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
 preload_app = True
 
 # A request that takes longer than this is stuck (the ingestion API gives up on
@@ -43,9 +53,12 @@ graceful_timeout = 30
 # connections to gunicorn, or the balancer may send on a connection we just closed.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then so slow memory growth can never exhaust a small host;
-# the jitter keeps workers from restarting all at once.
-max_requests = 2000
-max_requests_jitter = 200
+# the jitter keeps workers from restarting all at once. Rarely: at 1,000+ requests/s a
+# recycle every few thousand requests (seconds) would rebuild the Kafka producer, reload
+# the models and drop every keep-alive connection of the worker (clients see resets);
+# no leak is known (worker RSS is measured after the load by `make bench`, target 8).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000000"))
+max_requests_jitter = max_requests // 20
 # No runtime control socket: worker counts change through the environment and a
 # restart, and the default socket path ($HOME) is not writable for the app user.
 control_socket_disable = True
@@ -63,11 +76,31 @@ loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 
 
 def when_ready(server):
-    """Import the URLconf, hence every view module, in the master before workers fork."""
+    """Import the URLconf, hence every view module, in the master before workers fork.
+
+    Without scikit-learn: the web process scores with ``xgboost.Booster`` only,
+    but ``import xgboost`` imports its scikit-learn wrapper whenever
+    scikit-learn is installed (it is, for ``train_models``), and scikit-learn
+    imports pandas and most of SciPy: ~95 MB of RSS in every worker for code
+    the API never runs (measured: 198 -> 104 MB after the URLconf import).
+    Marking ``sklearn`` unimportable while xgboost is first imported makes
+    xgboost skip its wrapper (``xgboost.compat.SKLEARN_INSTALLED`` is False in
+    this process); the mark is removed afterwards, so nothing else is changed.
+    Only here, in a real server: a process that trains imports xgboost normally.
+    """
     if server.cfg.preload_app:
+        import sys
+
         from django.urls import get_resolver
 
-        get_resolver().url_patterns
+        blocked = "sklearn" not in sys.modules and "xgboost" not in sys.modules
+        if blocked:
+            sys.modules["sklearn"] = None  # `import sklearn` raises ImportError
+        try:
+            get_resolver().url_patterns
+        finally:
+            if blocked:
+                del sys.modules["sklearn"]
 
 
 class JsonAccessLogger(glogging.Logger):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
+from warning_system.api.filters import UTCIsoDateTimeFilter
+
 from .models import Alert, Hazard, Level
 
 
@@ -21,8 +23,8 @@ class AlertFilterSet(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(choices=Alert.Source.choices)
     sensor_id = django_filters.CharFilter(field_name="sensor__sensor_id", max_length=64, label="Sensor code")
     site = django_filters.CharFilter(method="filter_site", max_length=120, label="Site name or id")
-    since = django_filters.IsoDateTimeFilter(field_name="triggered_at", lookup_expr="gte", label="Triggered at or after (ISO 8601)")
-    until = django_filters.IsoDateTimeFilter(field_name="triggered_at", lookup_expr="lte", label="Triggered at or before (ISO 8601)")
+    since = UTCIsoDateTimeFilter(field_name="triggered_at", lookup_expr="gte", label="Triggered at or after (ISO 8601)")
+    until = UTCIsoDateTimeFilter(field_name="triggered_at", lookup_expr="lte", label="Triggered at or before (ISO 8601)")
 
     class Meta:
         model = Alert

@@ -44,30 +44,38 @@ class OutboxPublishError(RuntimeError):
     """Some claimed events were not acknowledged by the broker; they stay unpublished for the next sweep."""
 
 
-def encode_event(event: AlertEvent) -> tuple[bytes, bytes]:
-    """(key, value) of one event; ``event.alert.sensor.site`` must be loaded."""
-    alert = event.alert
-    sensor = alert.sensor
+# What an event message needs, read in one query as plain values (no model
+# instances: a storm publishes thousands of events per sweep).
+_EVENT_FIELDS = (
+    "id", "kind", "alert_id", "alert__sensor__sensor_id", "alert__sensor__site__name", "alert__hazard",
+    "level", "status", "probability", "alert__triggered_at", "alert__last_triggered_at", "at", "actor", "note",
+    "alert__source", "alert__message",
+)
+
+
+def encode_event(row: dict) -> tuple[bytes, bytes]:
+    """(key, value) of one event, from a row of ``_EVENT_FIELDS`` values."""
+    sensor_id = row["alert__sensor__sensor_id"]
     value = {
         "v": SCHEMA_VERSION,
-        "event_id": event.id,
-        "event": event.kind,
-        "alert_id": alert.id,
-        "sensor_id": sensor.sensor_id,
-        "site": sensor.site.name,
-        "hazard": alert.hazard,
-        "level": event.level,
-        "status": event.status,
-        "probability": event.probability,
-        "triggered_at": alert.triggered_at.isoformat(),
-        "last_triggered_at": alert.last_triggered_at.isoformat(),
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "note": event.note,
-        "source": alert.source,
-        "message": alert.message,
+        "event_id": row["id"],
+        "event": row["kind"],
+        "alert_id": row["alert_id"],
+        "sensor_id": sensor_id,
+        "site": row["alert__sensor__site__name"],
+        "hazard": row["alert__hazard"],
+        "level": row["level"],
+        "status": row["status"],
+        "probability": row["probability"],
+        "triggered_at": row["alert__triggered_at"].isoformat(),
+        "last_triggered_at": row["alert__last_triggered_at"].isoformat(),
+        "at": row["at"].isoformat(),
+        "actor": row["actor"],
+        "note": row["note"],
+        "source": row["alert__source"],
+        "message": row["alert__message"],
     }
-    return sensor.sensor_id.encode(), orjson.dumps(value)
+    return sensor_id.encode(), orjson.dumps(value)
 
 
 def publish_pending(*, producer, limit: int = 1000) -> int:
@@ -81,9 +89,9 @@ def publish_pending(*, producer, limit: int = 1000) -> int:
     with transaction.atomic():
         events = list(
             AlertEvent.objects.filter(published_at__isnull=True, kind__in=AlertEvent.PUBLISHED_KINDS)
-            .select_related("alert__sensor__site")
             .select_for_update(skip_locked=True, of=("self",))
-            .order_by("id")[:limit]
+            .order_by("id")
+            .values(*_EVENT_FIELDS)[:limit]
         )
         if not events:
             return 0
@@ -98,7 +106,7 @@ def publish_pending(*, producer, limit: int = 1000) -> int:
 
         for event in events:
             key, value = encode_event(event)
-            producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg, eid=event.id: on_delivery(err, msg, eid))
+            producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg, eid=event["id"]: on_delivery(err, msg, eid))
         producer.flush(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
         if delivered:
             AlertEvent.objects.filter(pk__in=delivered).update(published_at=timezone.now())
@@ -133,8 +141,13 @@ def publish_pending_now() -> int:
     """
     if settings.PIPELINE_EAGER or not settings.KAFKA_BOOTSTRAP_SERVERS:
         return 0
+    global _producer
     try:
         return publish_pending(producer=_shared_producer())
     except Exception:
         logger.warning("outbox.publish_failed", exc_info=True)
+        # An idempotent producer can be left in a fatal state (e.g. the broker lost
+        # its producer id on restart); the next call starts from a fresh one.
+        with _producer_lock:
+            _producer = None
         return 0

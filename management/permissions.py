@@ -27,7 +27,9 @@ class HasScope(BasePermission):
     def has_permission(self, request, view) -> bool:
         scope = required_scope(view, request.method)
         if scope is None:
-            return False  # an endpoint that names no scope is closed, not open
+            # A method the view does not implement at all is let through to DRF's 405
+            # (it runs nothing); an implemented method that names no scope is closed, not open.
+            return request.method.lower() not in {m.lower() for m in view.allowed_methods}
         principal = request.auth
         if isinstance(principal, KeyPrincipal):
             return scope in principal.scopes

@@ -94,6 +94,12 @@ class _Model:
 def _load_model(directory: Path, name: str, batch_threads: int) -> _Model:
     model_path = directory / f"{name}.ubj"
     meta_path = directory / f"{name}.json"
+    root = directory.resolve()
+    for path in (model_path, meta_path):
+        # Only files that really live in the configured directory: a symlink could
+        # smuggle in a file from anywhere on the host.
+        if path.is_symlink() or (path.exists() and path.resolve().parent != root):
+            raise ModelUnavailable(f"{name} model refused: {path} is a link or lies outside {root}")
     if not model_path.is_file():
         raise ModelUnavailable(f"{name} model file missing: {model_path}")
     if not meta_path.is_file():

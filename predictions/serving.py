@@ -35,8 +35,8 @@ def _validate_item(index: int, item: object) -> list[dict]:
     if "sensor_id" in item:
         errors = [_error(index, key, "cannot be combined with sensor_id") for key in sorted(item) if key != "sensor_id"]
         value = item["sensor_id"]
-        if not isinstance(value, str) or not value.strip() or len(value) > 64:
-            errors.append(_error(index, "sensor_id", "must be a non-empty string of at most 64 characters"))
+        if not isinstance(value, str) or not value.strip() or len(value) > 64 or not value.isprintable():
+            errors.append(_error(index, "sensor_id", "must be a non-empty string of at most 64 printable characters"))
         return errors
     errors = [_error(index, key, "unknown field") for key in sorted(item.keys() - _FEATURES)]
     present = 0

@@ -142,6 +142,7 @@ class ReadingsConsumer:
         self._producer: Producer | None = None
         self._stats = {"messages": 0, "stored": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "max_batch": 0, "retries": 0}
         self._stats_since = time.monotonic()
+        self._next_outbox = 0.0
 
     # -- lifecycle ---------------------------------------------------------
     def stop(self) -> None:
@@ -155,12 +156,15 @@ class ReadingsConsumer:
         logger.info("consumer.started", extra={"topic": self.topic, "group": self.group, "batch_size": self.batch_size, "batch_seconds": self.batch_seconds})
         next_stats = time.monotonic() + settings.KAFKA_CONSUMER_STATS_SECONDS
         next_stale = time.monotonic() + settings.KAFKA_STALE_CHECK_SECONDS
+        self._next_outbox = time.monotonic()  # a sweep at start-up: events left by a previous run or the API
         try:
             while not self._stopping:
                 batch = self._collect()
                 if batch:
                     self._handle(batch)
                 now = time.monotonic()
+                if now >= self._next_outbox and not self._stopping:
+                    self._publish_outbox()
                 if now >= next_stats:
                     self._log_stats()
                     next_stats = now + settings.KAFKA_CONSUMER_STATS_SECONDS
@@ -211,6 +215,7 @@ class ReadingsConsumer:
         self._batch = batch
         backoff = 0.5
         paused: list[TopicPartition] = []
+        failed = False
         try:
             while True:
                 try:
@@ -218,6 +223,7 @@ class ReadingsConsumer:
                     self._send_dead_letters(outcome.dead_letters)
                     break
                 except Exception as exc:
+                    failed = True
                     self._stats["retries"] += 1
                     logger.warning(
                         "consumer.batch_failed",
@@ -241,10 +247,12 @@ class ReadingsConsumer:
                 self._consumer.resume(paused)
         self._commit(self._batch)
         self._record(outcome)
-        # Every batch, not only those that changed alerts: a retried batch
-        # (its alert changes committed by the failed attempt) and API-made
-        # events that could not be sent at once are picked up here too.
-        self._publish_outbox()
+        # After a batch that wrote alert events, or that was retried (a failed
+        # attempt may have committed its events before the dead-letter send
+        # failed). Other batches skip the query; API-made events that could
+        # not be sent at once wait for the periodic sweep (run()).
+        if outcome.result.alert_changes or failed:
+            self._publish_outbox()
 
     def _wait(self, seconds: float) -> None:
         """Sleep by polling (paused), so the group sees us alive and rebalances are served."""
@@ -301,6 +309,7 @@ class ReadingsConsumer:
         stats["max_batch"] = max(stats["max_batch"], outcome.messages)
 
     def _publish_outbox(self) -> None:
+        self._next_outbox = time.monotonic() + settings.KAFKA_OUTBOX_SWEEP_SECONDS
         try:
             publish_pending(producer=self._producer)
         except Exception as exc:

@@ -8,10 +8,12 @@ with the API's validator: a message that fails is poison (dead-letter queue).
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import orjson
 
 from .records import MEASUREMENTS, ReadingIn
-from .validation import parse_timestamp, validate_item
+from .validation import RANGES, SENSOR_ID_MAX, parse_timestamp, validate_item
 
 SCHEMA_VERSION = 1
 
@@ -33,7 +35,64 @@ def encode_reading(reading: ReadingIn) -> tuple[bytes, bytes]:
     return reading.sensor_id.encode(), orjson.dumps(value)
 
 
+_MESSAGE_FIELDS = frozenset({"v", "sensor_id", "timestamp", "received_at", *MEASUREMENTS})
+_RANGES = tuple(RANGES[name] for name in MEASUREMENTS)
+_from_iso = datetime.fromisoformat
+_ZERO = timedelta(0)
+
+
 def decode_reading(value: bytes | None) -> ReadingIn:
+    """The reading in a message, re-validated; ``InvalidMessage`` (poison) when it is not one.
+
+    Every message the API produced has exactly the fields ``encode_reading``
+    writes, so the consumer (tens of thousands of messages a second) first
+    tries a fast path: plain type and range checks on that exact shape, the
+    same rules as ``validation.validate_item`` (~3 µs against ~12 µs). It
+    accepts only messages the full validator accepts, with the same result;
+    anything else — a missing or extra field, a wrong type, a value out of
+    range — goes through ``_decode_checked``, which decides and words the error.
+    """
+    try:
+        obj = orjson.loads(value)
+    except (orjson.JSONDecodeError, TypeError):
+        return _decode_checked(value)
+    if type(obj) is not dict or obj.keys() != _MESSAGE_FIELDS or obj["v"] != SCHEMA_VERSION:
+        return _decode_checked(value)
+    sensor_id = obj["sensor_id"]
+    raw_ts, raw_received = obj["timestamp"], obj["received_at"]
+    if (
+        type(sensor_id) is not str or not sensor_id.strip() or len(sensor_id) > SENSOR_ID_MAX
+        or not sensor_id.isprintable()
+        or type(raw_ts) is not str or type(raw_received) is not str
+    ):
+        return _decode_checked(value)
+    try:
+        timestamp, received_at = _from_iso(raw_ts), _from_iso(raw_received)
+    except ValueError:
+        return _decode_checked(value)
+    if (timestamp.utcoffset() is None or received_at.utcoffset() is None
+            or timestamp.utcoffset() != _ZERO or received_at.utcoffset() != _ZERO or not 1 < timestamp.year < 9999):
+        # The API writes UTC; anything else is normalised (or refused) by the full validator.
+        return _decode_checked(value)
+    measured = []
+    for name, (low, high) in zip(MEASUREMENTS, _RANGES):
+        v = obj[name]
+        if v is not None:
+            kind = type(v)
+            if kind is int:
+                v = float(v)
+            elif kind is not float:
+                return _decode_checked(value)
+            if not low <= v <= high:
+                return _decode_checked(value)
+        measured.append(v)
+    if measured.count(None) == len(measured):
+        return _decode_checked(value)
+    return ReadingIn(sensor_id, timestamp, received_at, *measured)
+
+
+def _decode_checked(value: bytes | None) -> ReadingIn:
+    """The full decode with the API's validator: exact errors for poison messages."""
     if value is None:
         raise InvalidMessage("empty message")
     try:

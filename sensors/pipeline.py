@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from alerts.services import alerts_evaluate_scored
+from alerts.services import alerts_evaluate_batch
 from predictions.services import predictions_score_stored
 
 from .models import Sensor
@@ -66,7 +66,7 @@ def process_readings(*, readings: Sequence[ReadingIn]) -> PipelineResult:
             sensors_touch_last_seen(stored=result.stored)
             scored = predictions_score_stored(stored=result.stored)
             result.predictions = len(scored)
-            result.alert_changes = alerts_evaluate_scored(scored=scored)
+            result.alert_changes = alerts_evaluate_batch(batch=scored)
     logger.debug(
         "pipeline.batch_processed",
         extra={"received": result.received, "stored": len(result.stored), "alert_changes": result.alert_changes},

@@ -43,58 +43,76 @@ def readings_store_batch(*, readings: Sequence[ReadingIn], sensor_pks: dict[str,
     nothing twice, and only genuinely new readings flow on to scoring and
     alerting. Duplicates inside one batch are collapsed to the first.
     Rows go in (sensor, timestamp) order: index-friendly, and concurrent
-    writers lock rows in the same order. Must run inside the caller's
-    transaction. No user string is ever interpolated into the SQL.
+    writers lock rows in the same order. The result is in the same order.
+    Must run inside the caller's transaction. No user string is ever
+    interpolated into the SQL.
     """
+    if not readings:
+        return []
+    pk_to_code = {pk: code for code, pk in sensor_pks.items()}
+    if connection.vendor == "postgresql":
+        return _store_postgresql(readings, sensor_pks, pk_to_code)
     rows: dict[tuple[int, datetime], ReadingIn] = {}
     for r in readings:
         rows.setdefault((sensor_pks[r.sensor_id], r.timestamp), r)
-    if not rows:
-        return []
     items = sorted(rows.items())  # keys are unique, so only the (sensor, timestamp) keys are compared
-    pk_to_code = {pk: code for code, pk in sensor_pks.items()}
     table = connection.ops.quote_name(Reading._meta.db_table)
     cols = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
     returning = ", ".join(connection.ops.quote_name(c) for c in ("id", "sensor_id", "timestamp"))
-    stored: list[StoredReading] = []
-    if connection.vendor == "postgresql":
-        columns = [[sensor_pk for (sensor_pk, _), _ in items], [ts for (_, ts), _ in items]]
-        columns.append([r.received_at for _, r in items])
-        # float() so an int from a hand-built ReadingIn cannot make psycopg pick an integer array.
-        for name in MEASUREMENTS:
-            columns.append([None if (v := getattr(r, name)) is None else float(v) for _, r in items])
-        unnest = ", ".join(f"%b::{t}[]" for t in _PG_TYPES)
-        with connection.wrap_database_errors, binary_cursor() as cursor:
+    with connection.cursor() as cursor:
+        placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+        fetched = []
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            params: list = []
+            for (sensor_pk, ts), r in chunk:
+                params.extend((sensor_pk, ts, r.received_at, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level))
             cursor.execute(
-                f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({unnest}) "
+                f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholder] * len(chunk))} "
                 f"ON CONFLICT DO NOTHING RETURNING {returning}",
-                columns,
-                binary=True,
+                params,
             )
-            fetched = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-            fetched = []
-            for start in range(0, len(items), _CHUNK):
-                chunk = items[start : start + _CHUNK]
-                params: list = []
-                for (sensor_pk, ts), r in chunk:
-                    params.extend((sensor_pk, ts, r.received_at, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level))
-                cursor.execute(
-                    f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholder] * len(chunk))} "
-                    f"ON CONFLICT DO NOTHING RETURNING {returning}",
-                    params,
-                )
-                fetched.extend(cursor.fetchall())
+            fetched.extend(cursor.fetchall())
+    fetched = [(reading_id, sensor_pk, _aware(ts)) for reading_id, sensor_pk, ts in fetched]
     fetched.sort(key=itemgetter(1, 2))  # RETURNING order is not guaranteed; scoring wants (sensor, time) order
+    stored: list[StoredReading] = []
     for reading_id, sensor_pk, ts in fetched:
-        ts = _aware(ts)
         r = rows[(sensor_pk, ts)]
         stored.append(
             StoredReading(reading_id, sensor_pk, pk_to_code[sensor_pk], ts, r.rainfall, r.soil_moisture, r.ground_movement, r.water_level)
         )
     return stored
+
+
+def _store_postgresql(readings: Sequence[ReadingIn], sensor_pks: dict[str, int], pk_to_code: dict[int, str]) -> list[StoredReading]:
+    """One statement whatever the batch size; PostgreSQL orders, de-duplicates and sorts, not Python.
+
+    The rows go in ordered by (sensor, timestamp, position in the batch), so
+    ``ON CONFLICT DO NOTHING`` keeps the first of in-batch duplicates, and
+    RETURNING hands back the stored values themselves, so no Python-side
+    dictionary, sort or datetime comparison per reading is needed (those
+    were ~5 of the stage's ~15 µs CPU per reading).
+    """
+    table = connection.ops.quote_name(Reading._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    columns = [[sensor_pks[r.sensor_id] for r in readings], [r.timestamp for r in readings], [r.received_at for r in readings]]
+    # float() so an int from a hand-built ReadingIn cannot make psycopg pick an integer array.
+    for name in MEASUREMENTS:
+        columns.append([None if (v := getattr(r, name)) is None else float(v) for r in readings])
+    unnest = ", ".join(f"%b::{t}[]" for t in _PG_TYPES)
+    names = ", ".join(f"c{i}" for i in range(len(_COLUMNS)))
+    returning = ", ".join(connection.ops.quote_name(c) for c in ("id", "sensor_id", "timestamp", *MEASUREMENTS))
+    with connection.wrap_database_errors, binary_cursor() as cursor:
+        cursor.execute(
+            f"WITH new AS (INSERT INTO {table} ({cols}) "
+            f"SELECT {names} FROM unnest({unnest}) WITH ORDINALITY AS u({names}, position) ORDER BY c0, c1, position "
+            f"ON CONFLICT DO NOTHING RETURNING {returning}) "
+            "SELECT * FROM new ORDER BY sensor_id, timestamp",
+            columns,
+            binary=True,
+        )
+        fetched = cursor.fetchall()
+    return [StoredReading(row[0], row[1], pk_to_code[row[1]], *row[2:]) for row in fetched]
 
 
 def sensors_touch_last_seen(*, stored: Iterable[StoredReading]) -> None:

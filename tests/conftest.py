@@ -34,11 +34,13 @@ def pytest_sessionstart(session):
 @pytest.fixture(autouse=True)
 def _clean_caches():
     """Each test starts with empty caches (the test Redis DB is shared across tests)."""
+    from management.ratelimit import leases_clear
     from sensors import sensor_cache
 
     cache.clear()
     key_cache.clear()
     sensor_cache.clear()
+    leases_clear()
     yield
     key_cache.clear()
     sensor_cache.clear()

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from management.views import RateLimitedLoginView, login_guarded
+
 api_v1 = [
     path("", include("management.api.urls")),
     path("", include("sensors.api.read_urls")),
@@ -19,10 +21,13 @@ admin.site.site_title = "warning_system admin"
 urlpatterns = [
     # Ingestion first: it is the hottest route, so it should resolve in one step.
     path("api/v1/", include("sensors.api.urls")),
+    # Before admin.site.urls so the admin's own sign-in is rate limited too (reverse("admin:login") is unchanged).
+    path("admin/login/", login_guarded(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("alerts.urls")),
     path("", include("sensors.urls")),
 ]
+handler404 = "warning_system.views.not_found"

@@ -95,7 +95,9 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         return AlertSerializer if self.action == "list" else AlertDetailSerializer
 
     def get_renderers(self):
-        if self.action == "list":
+        # CSV is offered for the list; for a method the list does not support (action None)
+        # keep it too, so such a request gets 405 rather than a 404 for an unknown format.
+        if self.action in ("list", None):
             return [ORJSONRenderer(), CSVRenderer()]
         return [ORJSONRenderer()]
 

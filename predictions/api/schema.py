@@ -16,7 +16,7 @@ class ItemError(serializers.Serializer):
 
 class ItemErrors(serializers.Serializer):
     detail = serializers.CharField()
-    errors = ItemError(many=True)
+    errors = ItemError(many=True, required=False, help_text="Per item; absent when the body is not valid JSON.")
 
 
 PredictionRequest = type(

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from alerts import outbox
 from alerts.models import AlertEvent
-from tests.kafka_utils import create_test_topics, read_topic
+from tests.kafka_utils import create_test_topics, read_topic, wait_for
 from warning_system.kafka import producer_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,7 +87,11 @@ def test_events_stay_unpublished_while_the_broker_is_down(kafka_topics, private_
 
     private_broker.start()
     create_test_topics()  # the in-memory broker restarted empty
-    assert outbox.publish_pending_now() == 2
+    kafka_topics.KAFKA_PRODUCE_TIMEOUT_SECONDS = 5
+    sent = []
+    # The producer reconnects on its own schedule; the events must go out once it has.
+    wait_for(lambda: sent.append(outbox.publish_pending_now()) or sum(sent) == 2, timeout=30, interval=0.5,
+             message="pending events published after the broker came back")
     assert AlertEvent.objects.filter(published_at__isnull=True).count() == 1
 
 

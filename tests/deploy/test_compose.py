@@ -96,7 +96,7 @@ def test_gunicorn_config_takes_workers_and_threads_from_the_environment(monkeypa
 def test_gunicorn_config_defaults_suit_a_small_vps(monkeypatch):
     cfg = _gunicorn_config(monkeypatch)
     assert cfg.bind == ["0.0.0.0:8000"]
-    assert (cfg.workers, cfg.threads) == (2, 4)
+    assert (cfg.workers, cfg.threads) == (2, 32)
     assert (cfg.timeout, cfg.graceful_timeout, cfg.keepalive) == (30, 30, 5)
     assert cfg.max_requests > 0 and 0 < cfg.max_requests_jitter < cfg.max_requests
     assert cfg.limit_request_line <= 4094 and cfg.limit_request_fields <= 100

@@ -26,6 +26,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "warning_system.api.schema.add_common_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "SensorStatusEnum": "sensors.models.Sensor.Status",
         "AlertStatusEnum": "alerts.models.Alert.Status",

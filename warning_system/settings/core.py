@@ -28,7 +28,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: POST /api/v1/sensor-data skips the rest of the stack (applying the
+    # security headers and host check itself); see warning_system/middleware.py.
+    "warning_system.middleware.IngestFastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "warning_system.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "warning_system.middleware.IngestAwareSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +88,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Request bodies: the ingestion API accepts at most 1 MiB (413 above it).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+# A request body must arrive within this many seconds in total (408 otherwise): slow-loris defence.
+REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10.0)
 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

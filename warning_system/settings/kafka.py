@@ -16,8 +16,19 @@ KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=6)
 KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
 KAFKA_CONSUMER_GROUP = env.str("KAFKA_CONSUMER_GROUP", default="warning-system-readings")
 KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
-KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=5000)
+# Consumer batches: at most this many messages or seconds. Every batch pays
+# fixed costs (the COMMIT's fsync, one history query and one upsert per
+# table, the sensor locks, the outbox sweep), so under backlog bigger
+# batches are cheaper per reading: 5,000 -> 20,000 took the benchmark from
+# ~5,500 to ~8,900 readings/s. A batch holds its sensors' row locks until
+# it commits (2-3 s for 20,000 at ~8,000 readings/s), which is how long an
+# analyst's acknowledge on one of those sensors can wait.
+KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=20000)
 KAFKA_BATCH_SECONDS = env.float("KAFKA_BATCH_SECONDS", default=0.5)
+# The consumer publishes the alert outbox after each batch that wrote alert
+# events, and at least this often otherwise (events from the API or admin
+# whose immediate publish failed).
+KAFKA_OUTBOX_SWEEP_SECONDS = env.float("KAFKA_OUTBOX_SWEEP_SECONDS", default=5.0)
 # How long the API waits for the broker to acknowledge (acks=all) before 503.
 KAFKA_PRODUCE_TIMEOUT_SECONDS = env.float("KAFKA_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 KAFKA_RETRY_AFTER_SECONDS = env.int("KAFKA_RETRY_AFTER_SECONDS", default=5)
