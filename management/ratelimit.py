@@ -130,6 +130,16 @@ def leases_clear() -> None:
         _leases.clear()
 
 
+def client_ip(group: str, request) -> str:
+    """The client address for per-IP limits.
+
+    django-ratelimit's ``key="ip"`` raises KeyError when a server (e.g. on a
+    unix socket) sets no REMOTE_ADDR; such requests share one bucket instead
+    of failing with a 500.
+    """
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
 def ingest_check(*, request) -> None:
     """Count one ingestion request against its key; raise 429 once over the limit."""
     if not settings.RATELIMIT_ENABLE:
@@ -151,7 +161,7 @@ def ingest_check(*, request) -> None:
 
 def auth_failure_check(*, request, increment: bool) -> None:
     """Count (or only look at) failed authentications of the client IP; raise 429 once over the limit."""
-    usage = get_usage(request, group=AUTH_FAILURE_GROUP, key="ip", rate=settings.AUTH_FAILURE_RATE_LIMIT, increment=increment)
+    usage = get_usage(request, group=AUTH_FAILURE_GROUP, key=client_ip, rate=settings.AUTH_FAILURE_RATE_LIMIT, increment=increment)
     if usage is None:
         return
     over = usage["count"] > usage["limit"] if increment else usage["count"] >= usage["limit"]

@@ -25,6 +25,7 @@ from django.utils.decorators import method_decorator
 from django_ratelimit.core import get_usage
 
 from .health import check_cache
+from .ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ LOGIN_GROUP = "auth.login"
 
 
 def _failed_logins(request: HttpRequest, *, increment: bool) -> dict | None:
-    return get_usage(request, group=LOGIN_GROUP, key="ip", rate=settings.LOGIN_RATE_LIMIT, increment=increment)
+    return get_usage(request, group=LOGIN_GROUP, key=client_ip, rate=settings.LOGIN_RATE_LIMIT, increment=increment)
 
 
 def _plain_response(message: str, status: int, retry_after: int) -> HttpResponse:

@@ -133,3 +133,16 @@ def test_unverified_key_from_a_limited_ip_is_not_looked_up(ingest, make_key, set
     assert [ingest(remote_addr="10.7.7.7", **bad).status_code for _ in range(2)] == [401, 401]
     good = make_key(scopes=("ingest",))  # never used before: not in the process cache
     assert ingest(remote_addr="10.7.7.7", HTTP_X_API_KEY=good).status_code == 429
+
+
+def test_failed_authentication_without_a_client_address_is_401_not_500(api_client, db):
+    """Some servers (unix sockets) set no or an empty REMOTE_ADDR; per-IP limits must cope."""
+    from django.test import RequestFactory
+
+    from management.ratelimit import client_ip
+
+    request = RequestFactory().get("/api/v1/alerts")
+    del request.META["REMOTE_ADDR"]
+    assert client_ip("group", request) == "unknown"
+    response = api_client.get("/api/v1/alerts", HTTP_AUTHORIZATION="Api-Key nope.nope", REMOTE_ADDR="")
+    assert response.status_code == 401
