@@ -24,7 +24,8 @@ KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
 # it commits (2-3 s for 20,000 at ~8,000 readings/s), which is how long an
 # analyst's acknowledge on one of those sensors can wait.
 KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=20000)
-KAFKA_BATCH_SECONDS = env.float("KAFKA_BATCH_SECONDS", default=0.5)
+# Kept short: it bounds how long a lone reading waits before its batch is scored (alert latency).
+KAFKA_BATCH_SECONDS = env.float("KAFKA_BATCH_SECONDS", default=0.25)
 # The consumer publishes the alert outbox after each batch that wrote alert
 # events, and at least this often otherwise (events from the API or admin
 # whose immediate publish failed).
