@@ -48,12 +48,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:

@@ -187,13 +187,13 @@ class Bench:
         import services as svc  # scripts/services.py
 
         db = urlparse(self.args.database_url)
-        if not lib.reachable(db.hostname or "127.0.0.1", db.port or 5432):
+        if not svc.reachable(db.hostname or "127.0.0.1", db.port or 5432):
             raise SystemExit(f"PostgreSQL is not reachable at {db.hostname}:{db.port or 5432}")
         redis_url = urlparse(self.args.redis_url)
-        if not lib.reachable(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
+        if not svc.reachable(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
             raise SystemExit(f"Redis is not reachable at {redis_url.hostname}:{redis_url.port or 6379}")
         host, port = svc.host_port(self.args.kafka.split(",")[0], 9092)
-        if not lib.reachable(host, port):
+        if not svc.reachable(host, port):
             print(f"Starting the Kafka-protocol broker (tansu) on {host}:{port}")
             self.broker = svc.start_broker(host, port, log_path=str(self.out / "broker.log"))
             self.log.lines.append(f"# broker: scripts/services.py start_broker({host!r}, {port})")

@@ -156,3 +156,20 @@ def private_broker(settings):
     settings.PIPELINE_EAGER = False
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def consumers():
+    """Start ``manage.py consume_readings`` subprocesses; any still running are killed after the test."""
+    from tests.kafka_utils import ConsumerProcess
+
+    started: list = []
+
+    def _start(**options):
+        process = ConsumerProcess(**options).start()
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        process.ensure_stopped()

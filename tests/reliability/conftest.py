@@ -13,24 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_utils import ROOT, ConsumerProcess
+from tests.kafka_utils import ROOT
 
 ARTIFACT = ROOT / "test-artifacts" / "reliability.json"
 
-
-@pytest.fixture
-def consumers():
-    """Start ``manage.py consume_readings`` subprocesses; any still running are killed after the test."""
-    started: list[ConsumerProcess] = []
-
-    def _start(**options) -> ConsumerProcess:
-        process = ConsumerProcess(**options).start()
-        started.append(process)
-        return process
-
-    yield _start
-    for process in started:
-        process.ensure_stopped()
 
 
 def write_counts(test_name: str, counts: dict, *, path: Path = ARTIFACT) -> None:

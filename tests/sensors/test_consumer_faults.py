@@ -11,23 +11,10 @@ import pytest
 from django.db import connection
 
 from sensors.models import Reading
-from tests.kafka_utils import ConsumerProcess, committed_offsets, create_test_topics, make_readings, produce_readings, wait_for
+from tests.kafka_utils import committed_offsets, create_test_topics, make_readings, produce_readings, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-
-@pytest.fixture
-def consumers():
-    started: list[ConsumerProcess] = []
-
-    def _start(**options) -> ConsumerProcess:
-        process = ConsumerProcess(**options).start()
-        started.append(process)
-        return process
-
-    yield _start
-    for process in started:
-        process.ensure_stopped()
 
 
 @pytest.fixture
