@@ -22,22 +22,15 @@ skipped middleware would have done for it:
 Everything else is skipped on purpose: the view is ``csrf_exempt`` (CSRF
 middleware would pass it through), WhiteNoise serves only ``/static/``, and
 sessions, users and messages are never used by API keys. Other paths get
-the full stack unchanged. The session, auth and messages middlewares below
-still step aside on the ingestion path for stacks configured without the
-fast path; they subclass the originals so the admin's system checks still
-recognise them.
+the full stack unchanged.
 """
 from __future__ import annotations
 
-from django.contrib.auth.middleware import AuthenticationMiddleware
-from django.contrib.messages.middleware import MessageMiddleware
-from django.contrib.sessions.middleware import SessionMiddleware
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 
 INGEST_PATH = "/api/v1/sensor-data"
-BYPASS_PATHS = frozenset({INGEST_PATH})
 
 
 class IngestFastPathMiddleware:
@@ -76,25 +69,6 @@ class IngestFastPathMiddleware:
         return self._security.process_response(request, response)
 
 
-class _BypassOnIngest:
-    def __call__(self, request):
-        if request.path_info in BYPASS_PATHS:
-            return self.get_response(request)
-        return super().__call__(request)
-
-
-class IngestAwareSessionMiddleware(_BypassOnIngest, SessionMiddleware):
-    pass
-
-
-class IngestAwareAuthenticationMiddleware(_BypassOnIngest, AuthenticationMiddleware):
-    pass
-
-
-class IngestAwareMessageMiddleware(_BypassOnIngest, MessageMiddleware):
-    pass
-
-
 class RejectNulMiddleware:
     """400 for a NUL byte anywhere in the path or query string.
 
@@ -107,7 +81,7 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "") or "\x00" in request.META.get("QUERY_STRING", ""):
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             from django.http import JsonResponse
 
             return JsonResponse({"detail": "NUL characters are not allowed in URLs."}, status=400)

@@ -34,11 +34,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "warning_system.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "warning_system.middleware.IngestAwareSessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "warning_system.middleware.IngestAwareAuthenticationMiddleware",
-    "warning_system.middleware.IngestAwareMessageMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
