@@ -1,6 +1,7 @@
 """POST /api/v1/sensor-data against the real broker, PostgreSQL and Redis."""
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -286,6 +287,43 @@ def test_sensor_registered_after_a_rejection_is_accepted_at_once(eager, make_sen
     assert post_json({"sensor_id": "NEW-1", "rainfall": 1.0}, key=ingest_key).status_code == 400
     make_sensor("NEW-1")  # saving a sensor in this process forgets the cached "unknown"
     assert post_json({"sensor_id": "NEW-1", "rainfall": 1.0}, key=ingest_key).status_code == 202
+
+
+def test_sensor_retired_without_signals_is_refused_within_the_cache_bound(eager, settings, sensor, ingest_key, post_json):
+    settings.INGEST_SENSOR_CACHE_SECONDS = 0.3
+    assert post_json({"sensor_id": sensor.sensor_id, "rainfall": 1.0}, key=ingest_key).status_code == 202
+    Sensor.objects.filter(pk=sensor.pk).update(status=Sensor.Status.RETIRED)  # bulk update: no signal, no forgetting
+    deadline = time.monotonic() + 2 * settings.INGEST_SENSOR_CACHE_SECONDS + 0.5
+    while True:
+        response = post_json({"sensor_id": sensor.sensor_id, "rainfall": 1.0}, key=ingest_key)
+        if response.status_code == 400:
+            break
+        assert response.status_code == 202
+        assert time.monotonic() < deadline, "retirement not seen within the cache bound"
+        time.sleep(0.05)
+    assert response.json()["errors"] == [{"index": 0, "field": "sensor_id", "message": f"{sensor.sensor_id!r} is retired"}]
+
+
+def test_many_sensors_cost_one_status_query_per_cache_period(eager, settings, make_sensor, ingest_key, post_json, django_assert_max_num_queries):
+    from sensors import sensor_cache
+
+    codes = [make_sensor(f"FLEET-{i}").sensor_id for i in range(50)]
+    sensor_cache.clear()
+    settings.INGEST_SENSOR_CACHE_SECONDS = 60
+    sensor_cache.sensor_statuses(["FLEET-0"])  # the one snapshot load
+    with django_assert_max_num_queries(0):
+        assert sensor_cache.sensor_statuses(codes) == {code: "active" for code in codes}
+
+
+def test_unknown_code_is_looked_up_once_per_cache_period(settings, sensor, django_assert_num_queries):
+    from sensors import sensor_cache
+
+    settings.INGEST_SENSOR_CACHE_SECONDS = 60
+    sensor_cache.sensor_statuses([sensor.sensor_id])
+    with django_assert_num_queries(1):
+        assert sensor_cache.sensor_statuses(["TYPO-1"]) == {"TYPO-1": sensor_cache.UNKNOWN}
+    with django_assert_num_queries(0):
+        assert sensor_cache.sensor_statuses(["TYPO-1", sensor.sensor_id]) == {"TYPO-1": "", sensor.sensor_id: "active"}
 
 
 # --- rate limits ---------------------------------------------------------------------------
