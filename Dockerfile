@@ -27,7 +27,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=warning_system.settings.production \
     STATIC_ROOT=/app/staticfiles \
-    MODEL_DIR=/app/models
+    MODEL_DIR=/app/models \
+    MALLOC_ARENA_MAX=2
 
 # The app runs unprivileged and cannot modify its own code, static files or models
 # (all owned by root); it only needs to read them.

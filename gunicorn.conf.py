@@ -31,10 +31,22 @@ gunicorn+gthread serves this API better)::
     uvicorn warning_system.asgi:application --host 0.0.0.0 --port 8000 \
         --workers 2 --proxy-headers --forwarded-allow-ips='*'
 """
+import ctypes
 import os
+import platform
 import traceback
 
 from gunicorn import glogging
+
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
+# freed memory stays in the arena: with 32 request threads a worker's RSS crept from
+# ~110 to ~165 MB after a load test. Two arenas keep it near the start-up size at no
+# measurable throughput cost (docs/benchmarks.md, benchmark 8). Set here, in the master
+# before any thread exists, so every forked worker inherits it; MALLOC_ARENA_MAX in
+# the environment (the Dockerfile sets it) does the same for every process.
+if platform.libc_ver()[0] == "glibc" and "MALLOC_ARENA_MAX" not in os.environ:
+    M_ARENA_MAX = -8  # glibc's malloc.h
+    ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
 
 bind = "0.0.0.0:8000"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -103,8 +115,52 @@ def when_ready(server):
                 del sys.modules["sklearn"]
 
 
+# Which requests get an access-log line (ACCESS_LOG):
+#   errors (default): status >= 400, or slower than ACCESS_LOG_SLOW_MS (default 1000);
+#   all: every request; off: none.
+# Why not every request by default: a station fleet posts thousands of readings a
+# second, and a line per accepted reading is ~120 µs of CPU per request in a worker
+# (gthread hello-world: 174 -> 296 µs/request with the access log on; docs/benchmarks.md)
+# plus gigabytes of logs a day that nobody reads. Failures and slow requests are
+# what operators act on; throughput is visible in the consumer's stats events.
+ACCESS_LOG = os.environ.get("ACCESS_LOG", "errors").strip().lower()
+if ACCESS_LOG not in ("errors", "all", "off"):
+    raise ValueError(f"ACCESS_LOG must be errors, all or off, not {ACCESS_LOG!r}")
+ACCESS_LOG_SLOW_MS = float(os.environ.get("ACCESS_LOG_SLOW_MS", "1000"))
+if ACCESS_LOG == "off":
+    accesslog = None
+
+
+def access_wanted(status: int, duration_ms: float, mode: str = ACCESS_LOG, slow_ms: float = ACCESS_LOG_SLOW_MS) -> bool:
+    """Whether a request with this status and duration gets an access-log line under ``mode``."""
+    if mode == "all":
+        return True
+    if mode == "off":
+        return False
+    return status >= 400 or duration_ms >= slow_ms
+
+
+def _status_code(resp) -> int:
+    return int(str(resp.status).split(None, 1)[0])
+
+
+class AccessLogger(glogging.Logger):
+    """gunicorn's text access log, restricted to the requests ``ACCESS_LOG`` asks for."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log_enabled and access_wanted(_status_code(resp), request_time.total_seconds() * 1000):
+            super().access(resp, req, environ, request_time)
+
+
+def post_worker_init(worker):
+    """Connect the producer and load models and sensors before the worker takes requests (warning_system.warmup)."""
+    from warning_system.warmup import worker_warmup
+
+    worker_warmup()
+
+
 class JsonAccessLogger(glogging.Logger):
-    """Logs each request as the ``http.request`` event with named fields.
+    """Logs each wanted request (``ACCESS_LOG``) as the ``http.request`` event with named fields.
 
     Gunicorn's own access format is a printf template that cannot escape quotes
     in user agents or paths, so it cannot produce valid JSON; logging fields as
@@ -115,13 +171,17 @@ class JsonAccessLogger(glogging.Logger):
         if not self.access_log_enabled:
             return
         try:
+            status = _status_code(resp)
+            duration_ms = request_time.total_seconds() * 1000
+            if not access_wanted(status, duration_ms):
+                return
             self.access_log.info("http.request", extra={
                 "method": environ.get("REQUEST_METHOD"),
                 "path": environ.get("PATH_INFO"),
                 "query": environ.get("QUERY_STRING") or None,
-                "status": int(str(resp.status).split(None, 1)[0]),
+                "status": status,
                 "bytes": getattr(resp, "sent", None),
-                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "duration_ms": round(duration_ms, 1),
                 "remote_addr": environ.get("REMOTE_ADDR"),
                 "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
                 "user_agent": environ.get("HTTP_USER_AGENT"),
@@ -147,3 +207,5 @@ if os.environ.get("LOG_FORMAT", "json") == "json":
             "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         },
     }
+else:
+    logger_class = AccessLogger

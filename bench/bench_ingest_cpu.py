@@ -29,6 +29,7 @@ import io
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,6 +45,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="the figure is the median round (robust to other load on the machine)")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--producer", choices=("null", "kafka"), default="null")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="concurrent request threads (with --producer kafka: concurrent requests share produce batches, "
+                             "as under a server's load)")
     parser.add_argument("--items", type=int, default=1, help="readings per request (more than 1 posts an array: the batch path)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the measured loop")
     parser.add_argument("--profile-out", metavar="PATH", help="with --profile: also dump the raw stats here (for pstats/snakeviz)")
@@ -98,9 +102,11 @@ def main() -> int:
             for i in range(args.items)
         ])
     statuses: dict[str, int] = {}
+    status_lock = threading.Lock()
 
     def start_response(status, headers, exc_info=None):
-        statuses[status] = statuses.get(status, 0) + 1
+        with status_lock:
+            statuses[status] = statuses.get(status, 0) + 1
 
     def request() -> None:
         environ = {
@@ -126,10 +132,20 @@ def main() -> int:
         profiler = cProfile.Profile()
         profiler.enable()
     rounds: list[tuple[float, float]] = []  # (CPU, wall) per request, seconds
+    def run(count: int) -> None:
+        for _ in range(count):
+            request()
+
     for _ in range(args.rounds):
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        for _ in range(args.requests):
-            request()
+        if args.threads == 1:
+            run(args.requests)
+        else:
+            workers = [threading.Thread(target=run, args=(args.requests // args.threads,)) for _ in range(args.threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
         rounds.append(((time.process_time() - cpu0) / args.requests, (time.perf_counter() - wall0) / args.requests))
     if profiler is not None:
         import pstats
@@ -145,7 +161,7 @@ def main() -> int:
     if args.items > 1:
         print(f"CPU per reading: {cpu / args.items * 1e6:.2f} µs  ({args.items} readings per request)")
     print(f"CPU per request: {cpu * 1e6:.1f} µs  (median of {args.rounds} rounds; min {cpus[0] * 1e6:.1f}, max {cpus[-1] * 1e6:.1f}; "
-          f"wall {wall * 1e6:.1f} µs/request, sequential; load average {os.getloadavg()[0]:.2f})")
+          f"wall {wall * 1e6:.1f} µs/request, {'sequential' if args.threads == 1 else f'{args.threads} threads'}; load average {os.getloadavg()[0]:.2f})")
     return 0 if set(statuses) == {"202 Accepted"} else 1
 
 

@@ -159,6 +159,13 @@ class ReadingProducer:
         if tracker.error is not None:
             raise BrokerUnavailable(f"delivery failed: {tracker.error}")
 
+    def warm(self, *, timeout: float) -> None:
+        """Connect to the broker now (a metadata request for the readings topic) rather than on the first request.
+
+        Raises KafkaException when the broker does not answer within ``timeout``.
+        """
+        self._producer.list_topics(topic=settings.KAFKA_READINGS_TOPIC, timeout=timeout)
+
     def close(self, timeout: float = 1.0) -> None:
         self._closed.set()
         self._poller.join(timeout)

@@ -44,7 +44,7 @@ def _megabytes(value: str) -> float:
 
 def _gunicorn_config(monkeypatch, **env: str) -> Config:
     """gunicorn.conf.py loaded the way gunicorn loads it: every known name set (and validated) on a Config."""
-    for name in ("GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "LOG_LEVEL"):
+    for name in ("GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "LOG_LEVEL", "ACCESS_LOG", "ACCESS_LOG_SLOW_MS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -110,7 +110,26 @@ def test_gunicorn_logs_json_unless_text_is_asked_for(monkeypatch):
     assert issubclass(as_json.logger_class, glogging.Logger) and as_json.logger_class is not glogging.Logger
     as_text = _gunicorn_config(monkeypatch, LOG_FORMAT="text")
     assert as_text.logconfig_dict == {}
-    assert as_text.logger_class is glogging.Logger
+    assert issubclass(as_text.logger_class, glogging.Logger) and as_text.logger_class is not as_json.logger_class
+
+
+def test_access_log_keeps_failures_and_slow_requests_by_default(monkeypatch):
+    cfg = _gunicorn_config(monkeypatch)
+    assert cfg.accesslog == "-"
+    monkeypatch.delenv("ACCESS_LOG", raising=False)
+    namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    wanted = namespace["access_wanted"]
+    assert namespace["ACCESS_LOG"] == "errors"
+    assert not wanted(202, 3.0) and not wanted(200, 999.0)
+    assert wanted(400, 1.0) and wanted(503, 1.0) and wanted(202, 1000.0)
+    assert wanted(202, 1.0, mode="all") and not wanted(500, 1.0, mode="off")
+
+
+def test_access_log_can_log_everything_or_nothing(monkeypatch):
+    assert _gunicorn_config(monkeypatch, ACCESS_LOG="all").accesslog == "-"
+    assert _gunicorn_config(monkeypatch, ACCESS_LOG="off").accesslog is None
+    with pytest.raises(ValueError, match="ACCESS_LOG"):
+        _gunicorn_config(monkeypatch, ACCESS_LOG="verbose")
 
 
 def test_app_environment_names_are_all_read_by_the_settings(app_services, settings_env_names):

@@ -120,7 +120,8 @@ def test_the_preloading_master_opens_no_connection_producer_model_or_thread_befo
 def gunicorn_server(tmp_path):
     """gunicorn started with the repository's config (one worker), on a free port; yields (url, process)."""
     port = _free_port()
-    env = _production_env(GUNICORN_WORKERS="1", GUNICORN_THREADS="2", STATIC_ROOT=str(tmp_path), SECURE_SSL_REDIRECT="true")
+    env = _production_env(GUNICORN_WORKERS="1", GUNICORN_THREADS="2", STATIC_ROOT=str(tmp_path), SECURE_SSL_REDIRECT="true",
+                          ACCESS_LOG="all", LOG_LEVEL="INFO")
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         process = subprocess.Popen(
@@ -165,6 +166,8 @@ def test_gunicorn_serves_health_and_logs_each_request_as_json(gunicorn_server):
     assert access["user_agent"] == 'probe "quoted"'
     assert access["duration_ms"] >= 0
     assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["event"] for line in lines)
+    [warm] = [line for line in lines if line.get("event") == "warmup.done"]  # one worker, warmed before serving
+    assert warm["models"] is True and "sensors" in warm  # this database may not be migrated: best effort
 
 
 class _HealthStub(BaseHTTPRequestHandler):
