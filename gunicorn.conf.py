@@ -36,6 +36,7 @@ import os
 import platform
 import traceback
 
+import gunicorn.workers.gthread
 from gunicorn import glogging
 
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
@@ -52,6 +53,19 @@ bind = "0.0.0.0:8000"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 worker_class = "gthread"
+# How long a worker thread waits for the first request bytes of a NEW connection before
+# handing the connection to the worker's poller (gunicorn's gthread default: 5 s). A
+# client sends its request right after the TCP handshake, so it is there at once or
+# the client is idle; waiting 5 s ties a thread to an idle connection. With 1,000
+# stations connecting at once, 64 threads were held by connections whose first
+# reading was still to come and p99 rose to ~200-900 ms even for a hello-world app;
+# 5 ms gives p99 ~6 ms for it (docs/benchmarks.md, benchmark 1). A deferred
+# connection costs one poller registration, not a thread.
+FIRST_DATA_WAIT_SECONDS = int(os.environ.get("GUNICORN_FIRST_DATA_WAIT_MS", "5")) / 1000
+if not hasattr(gunicorn.workers.gthread, "DEFAULT_WORKER_DATA_TIMEOUT"):
+    raise RuntimeError("gunicorn's gthread worker changed: review FIRST_DATA_WAIT_SECONDS in gunicorn.conf.py")
+gunicorn.workers.gthread.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_DATA_WAIT_SECONDS
+
 # Connections each worker holds open (kept-alive ones included): device fleets and
 # load balancers keep many idle connections; beyond this a worker stops accepting.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))

@@ -170,6 +170,29 @@ def test_gunicorn_serves_health_and_logs_each_request_as_json(gunicorn_server):
     assert warm["models"] is True and "sensors" in warm  # this database may not be migrated: best effort
 
 
+def test_idle_new_connections_do_not_hold_the_worker_threads(gunicorn_server):
+    """Stations that connect before they have a reading must not starve the ones posting now.
+
+    gunicorn's gthread worker waits in a thread for a new connection's first bytes
+    (5 s by default); gunicorn.conf.py shortens that to milliseconds and leaves idle
+    connections to the poller. The server has 2 threads; 3 idle connections come first.
+    """
+    url, process, _ = gunicorn_server
+    port = int(url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.2)  # accepted and handed to threads (default) or to the poller (ours)
+        started = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as refused:  # any answer will do: a foreign Host is a quick 400
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        for sock in idle:
+            sock.close()
+    assert refused.value.code == 400
+    assert waited < 2.5, f"answered after {waited:.1f} s: idle connections held the worker threads"
+
+
 class _HealthStub(BaseHTTPRequestHandler):
     status = 200
     hosts: list[str] = []
