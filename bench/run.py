@@ -108,6 +108,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-ms", type=int, default=20, help="benchmark 7: alert polling interval (default 20)")
     parser.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"), help="append the results here")
     parser.add_argument("--no-append", action="store_true", help="print the results only")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="create and load the database, then stop (a later --keep-data run measures on it)")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="reuse the sensors, history and alerts a --seed-only run left in --database-url "
+                             "(migrations still apply; API keys are new); loads afresh if they are not there")
     args = parser.parse_args(argv)
     for name, (full, quick) in SIZES.items():
         if getattr(args, name) is None:
@@ -153,6 +158,7 @@ class Bench:
         self.consumer: subprocess.Popen | None = None
         self.python = sys.executable
         self.db_name = urlparse(args.database_url).path.lstrip("/")
+        self.reused = False
         self.private_broker = args.kafka is None
         if self.private_broker:
             args.kafka = f"127.0.0.1:{lib.free_port()}"
@@ -249,6 +255,20 @@ class Bench:
 
         django.setup()
 
+    def seeded(self) -> bool:
+        """Whether the database holds what a seeding run leaves (for --keep-data)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.args.database_url, autocommit=True) as conn:
+                sensors = conn.execute("SELECT count(*) FROM sensors_sensor WHERE sensor_id LIKE %s", [SENSOR_PREFIX + "%"]).fetchone()[0]
+                readings = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'sensors_reading'").fetchone()
+                alerts = conn.execute("SELECT count(*) FROM alerts_alert").fetchone()[0]
+        except psycopg.Error:
+            return False
+        return (sensors == self.args.sensors and readings is not None and readings[0] >= 0.95 * self.args.readings
+                and alerts >= self.args.alerts)
+
     def seed(self) -> None:
         a = self.args
         self.manage("migrate", "--noinput")
@@ -258,6 +278,18 @@ class Bench:
         from management.services import api_key_create
         from sensors.models import Sensor, Site
 
+        if self.reused:
+            for scope in ("ingest", "read", "predict"):
+                _, plain = api_key_create(name=f"bench-{scope}-{self.run_id}", scopes=[scope])
+                self.keys[scope] = plain
+                self.log.secrets[plain] = f"<{scope}-key>"
+            self.history_rate = "reused from a --seed-only run"
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            self.log.lines.append("# --keep-data: sensors, history and alerts of a --seed-only run; new API keys; ANALYZE")
+            return
         site = Site.objects.create(name="Benchmark valley", region="Bench", latitude=27.7, longitude=85.3)
         Sensor.objects.bulk_create([
             Sensor(sensor_id=f"{SENSOR_PREFIX}{i:05d}", site=site, kind=Sensor.Kind.MULTI, flood_stage_m=4.0,
@@ -678,8 +710,18 @@ class Bench:
         a = self.args
         print(f"Benchmark run {self.run_id}: logs and wrk output in {self.out}", flush=True)
         self.services()
-        self.fresh_database()
+        self.reused = a.keep_data and self.seeded()
+        if self.reused:
+            import redis
+
+            redis.Redis.from_url(a.redis_url).flushdb()
+            self.log.lines.append(f"# redis: FLUSHDB on {a.redis_url}")
+        else:
+            self.fresh_database()
         self.seed()
+        if a.seed_only:
+            print("Seeded; stopping (--seed-only).", flush=True)
+            return
         self.start_gunicorn()
         self.warm_up()
         order = ["1", "2", "3", "4", "7", "5", "6", "2b", "8"]
