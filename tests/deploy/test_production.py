@@ -179,6 +179,8 @@ def test_idle_new_connections_do_not_hold_the_worker_threads(gunicorn_server):
     """
     url, process, _ = gunicorn_server
     port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(urllib.error.HTTPError):  # the worker is up and warmed (the master listens before it is)
+        urllib.request.urlopen(f"{url}/api/v1/health", timeout=60)
     idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
     try:
         time.sleep(0.2)  # accepted and handed to threads (default) or to the poller (ours)
