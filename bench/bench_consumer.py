@@ -2,7 +2,7 @@
 
 Why: one consumer process must sustain >= 20,000 readings/s. This creates a
 fresh PostgreSQL database and a fresh topic, produces N readings over S
-sensors (5-minute cadence per sensor, so feature windows hold real history),
+sensors (5-minute cadence per sensor by default, so feature windows hold real history),
 runs the real ``ReadingsConsumer`` in this process and measures readings/s
 from the first to the last offset commit (group join and model loading are
 excluded; they happen once per process). Prints a markdown row.
@@ -10,7 +10,20 @@ excluded; they happen once per process). Prints a markdown row.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \\
     python bench/bench_consumer.py [--readings 200000] [--sensors 500] [--batch-size N] [--partitions 6] [--keep-db]
-        [--stages] [--profile FILE]
+        [--cadence-seconds 300] [--order sensor|time] [--history N] [--stages] [--profile FILE] [--db-prefix P] [--topic-prefix P]
+
+``--history N`` first stores N readings (``load_history --generate``, same
+cadence, ending one cadence before the first produced reading), so every
+new reading has stored history in its 72 h window: the situation of a
+database holding millions of readings at 1-minute cadence
+(``--cadence-seconds 60``). The history load is not measured.
+
+Besides the rate it prints CPU per reading of the consumer process and of
+its PostgreSQL backends (from /proc: on a shared machine the sum is the
+figure to compare, not the wall clock), and the consumer's RSS. The
+readings are produced by a forked child, so the RSS is the consumer's own.
+Use ``--db-prefix``/``--topic-prefix`` to keep to your own names on a
+shared server.
 
 ``--stages`` adds a table of wall and CPU microseconds per reading for each
 stage (CPU is this process only, XGBoost's threads included; the database's
@@ -23,11 +36,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import multiprocessing
 import os
 import platform
+import resource
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -49,6 +65,39 @@ def _drop_database(url: str, name: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _backend_cpu_seconds(db_name: str) -> float:
+    """CPU (user + system) used so far by the PostgreSQL backends connected to ``db_name``.
+
+    Read from /proc (PostgreSQL on the same machine): on a shared machine the
+    consumer's cost is its own CPU plus its backends', whatever the wall clock
+    says. Backends that exit between two samples are missed; the consumer's
+    pooled connection stays open for the whole run. NaN when /proc does not
+    show them (another host or container).
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, seen = 0.0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            if not cmdline.startswith(b"postgres:") or f" {db_name} ".encode() not in cmdline:
+                continue
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        seen = True
+    return total if seen else float("nan")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return int(fh.read().split("VmRSS:")[1].split()[0]) / 1024
 
 
 class StageClock:
@@ -92,6 +141,11 @@ def main() -> None:
     parser.add_argument("--batch-seconds", type=float, default=0.5)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--keep-db", action="store_true", help="leave the benchmark database in place")
+    parser.add_argument("--cadence-seconds", type=int, default=300, help="seconds between a sensor's readings (default 300)")
+    parser.add_argument("--order", choices=("sensor", "time"), default="sensor", help="produce order (default: sensor)")
+    parser.add_argument("--history", type=int, default=0, metavar="N", help="store N readings of history first (not measured)")
+    parser.add_argument("--db-prefix", default="bench_consumer_", help="name prefix of the database created (shared servers)")
+    parser.add_argument("--topic-prefix", default="bench.", help="name prefix of the topics and consumer group created")
     parser.add_argument(
         "--store-only", action="store_true",
         help="replace the scoring and alerting stages with no-ops: the ceiling of Kafka + decode + store alone",
@@ -104,10 +158,13 @@ def main() -> None:
     if not admin_url.startswith("postgres") or not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         raise SystemExit("Set DATABASE_URL (PostgreSQL server; a fresh database is created) and KAFKA_BOOTSTRAP_SERVERS.")
     suffix = uuid.uuid4().hex[:8]
-    db_name = f"bench_consumer_{suffix}"
+    db_name = f"{args.db_prefix}{suffix}"
     os.environ["DATABASE_URL"] = _fresh_database(admin_url, db_name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warning_system.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # As in production: with DEBUG on, Django formats and keeps every query's SQL
+    # (up to 9,000, with bulk statements' parameters), which costs CPU and grows the RSS.
+    os.environ.setdefault("DEBUG", "false")
 
     import django
 
@@ -116,15 +173,16 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from sensors.consumer import ReadingsConsumer
+    from sensors.management.commands.consume_readings import ReadingsConsumer  # imported as the command does (RSS)
     from sensors.models import Reading, Sensor, Site
-    from tests.kafka_utils import make_readings, produce_readings
+    from sensors.records import ReadingIn
+    from tests.kafka_utils import BASE_TIME, produce_readings
     from warning_system.kafka import ensure_topics
 
     if args.store_only:
         import sensors.pipeline
 
-        sensors.pipeline.predictions_score_stored = lambda *, stored: []
+        sensors.pipeline.predictions_score_stored = lambda *, stored, windows=None: []
         sensors.pipeline.alerts_evaluate_batch = lambda *, batch: 0
 
     clock = StageClock()
@@ -151,31 +209,63 @@ def main() -> None:
         codes = [f"B-{i:04d}" for i in range(args.sensors)]
         Sensor.objects.bulk_create([Sensor(sensor_id=c, site=site, flood_stage_m=4.0, rainfall_limit_mm_h=40) for c in codes])
 
-        topic = f"bench.sensor.data.{suffix}"
-        settings.KAFKA_DLQ_TOPIC = f"bench.sensor.data.dlq.{suffix}"
-        settings.KAFKA_ALERTS_TOPIC = f"bench.alerts.{suffix}"
+        cadence = timedelta(seconds=args.cadence_seconds)
+        if args.history:
+            t0 = time.perf_counter()
+            call_command(
+                "load_history", "--generate", str(args.history), "--prefix", "B-", "--interval-seconds", str(args.cadence_seconds),
+                "--end", (BASE_TIME - cadence).isoformat(), verbosity=0,
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            print(f"History: {args.history:,} readings stored in {time.perf_counter() - t0:.0f} s.", file=sys.stderr)
+
+        topic = f"{args.topic_prefix}bench.sensor.data.{suffix}"
+        settings.KAFKA_DLQ_TOPIC = f"{args.topic_prefix}bench.sensor.data.dlq.{suffix}"
+        settings.KAFKA_ALERTS_TOPIC = f"{args.topic_prefix}bench.alerts.{suffix}"
         ensure_topics({topic: args.partitions, settings.KAFKA_DLQ_TOPIC: 1, settings.KAFKA_ALERTS_TOPIC: 1})
-        readings = make_readings(codes, args.readings // args.sensors)
+        # Deterministic readings; "time" order is live traffic (every sensor at t, then at t + cadence),
+        # "sensor" order (each sensor's readings in a row) is a replayed backlog. Produced by a
+        # forked child, so the peak RSS reported is the consumer's, not the producer's.
+        steps = range(args.readings // args.sensors)
+
+        def produce_all() -> None:
+            pairs = [(code, i) for i in steps for code in codes] if args.order == "time" else [(code, i) for code in codes for i in steps]
+            produce_readings(
+                (ReadingIn(sensor_id=code, timestamp=ts, received_at=ts, rainfall=float(i % 50), soil_moisture=0.3, water_level=1.5)
+                 for code, i in pairs for ts in (BASE_TIME + cadence * i,)),
+                topic=topic,
+            )
+
+        connection.close()  # the child must not share the parent's database connection
         t0 = time.perf_counter()
-        produce_readings(readings, topic=topic)
+        producer = multiprocessing.get_context("fork").Process(target=produce_all)
+        producer.start()
+        producer.join()
+        if producer.exitcode != 0:
+            raise SystemExit(f"producing the readings failed (exit code {producer.exitcode})")
         produce_seconds = time.perf_counter() - t0
-        total = len(readings)
+        total = len(steps) * len(codes)
 
         commits: list[tuple[float, int]] = []
+        rss_mb: list[float] = []
 
         class Measured(ReadingsConsumer):
             def _commit(self, batch):
                 super()._commit(batch)
                 commits.append((time.perf_counter(), len(batch)))
+                rss_mb.append(_rss_mb())
                 if len(commits) == 1:
                     clock.reset()
                     cpu_marks.append(time.process_time())
+                    pg_marks.append(_backend_cpu_seconds(db_name))
                 if sum(n for _, n in commits) >= total:
                     self.stop()
 
-        consumer = Measured(topic=topic, group=f"bench-{suffix}", batch_size=args.batch_size, batch_seconds=args.batch_seconds)
+        consumer = Measured(topic=topic, group=f"{args.topic_prefix}bench-{suffix}", batch_size=args.batch_size, batch_seconds=args.batch_seconds)
         profiler = cProfile.Profile() if args.profile else None
         cpu_marks: list[float] = []
+        pg_marks: list[float] = []
         if profiler:
             profiler.enable()
         consumer.run()
@@ -183,6 +273,7 @@ def main() -> None:
             profiler.disable()
             profiler.dump_stats(args.profile)
         cpu_total = time.process_time() - cpu_marks[0]  # from the first commit, like the rate
+        pg_total = _backend_cpu_seconds(db_name) - pg_marks[0]
 
         stored = Reading.objects.count()
         # The first commit's own batch was processed before the clock started.
@@ -213,7 +304,11 @@ def main() -> None:
           f"{stored:,} | {predictions:,} | {rate:,.0f} |")
     print()
     load = os.getloadavg()
-    print(f"Consumer process CPU: {cpu_total / (total - commits[0][1]) * 1e6:.1f} µs/reading; "
+    measured = total - commits[0][1]
+    print(f"Consumer process CPU: {cpu_total / measured * 1e6:.1f} µs/reading; its PostgreSQL backends: "
+          f"{pg_total / measured * 1e6:.1f} µs/reading (together {(cpu_total + pg_total) / measured * 1e6:.1f}); "
+          f"RSS after the first batch {rss_mb[0]:.0f} MB, after the last {rss_mb[-1]:.0f} MB, "
+          f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.")
     if args.stages:
         print()

@@ -288,11 +288,21 @@ def compute_features_grouped(groups: np.ndarray, ts: np.ndarray, values: Mapping
     if len(ts) == 0 or m == 0:
         return _compute(ts, vals, target_ts, fs)
 
+    t0 = math.floor(min(ts.min(), target_ts.min()))
+    span = math.ceil(max(ts.max(), target_ts.max()) - t0) + WINDOW_SECONDS + HOUR
+    new_group = groups[1:] != groups[:-1]
+    if np.all(groups[1:] >= groups[:-1]) and np.all(new_group | (ts[1:] >= ts[:-1])):
+        # History already in (group, time) order, as the consumer passes it: the
+        # same group numbers and row order without sorting n + m keys twice
+        # (~0.1 of 0.36 s for 2.2 M history rows and 20,000 targets).
+        keys = groups[np.r_[True, new_group]]
+        g_tgt = np.searchsorted(keys, target_groups)
+        if np.all(g_tgt < len(keys)) and np.array_equal(keys[np.minimum(g_tgt, len(keys) - 1)], target_groups):
+            shifted = (ts - t0) + np.cumsum(np.r_[0, new_group]) * span
+            return _compute(shifted, vals, (target_ts - t0) + g_tgt * span, fs)
     keys, inverse = np.unique(np.concatenate([groups, target_groups]), return_inverse=True)
     g_hist = inverse[:len(groups)]
     g_tgt = inverse[len(groups):]
-    t0 = math.floor(min(ts.min(), target_ts.min()))
-    span = math.ceil(max(ts.max(), target_ts.max()) - t0) + WINDOW_SECONDS + HOUR
     order = np.lexsort((ts, g_hist))
     shifted = (ts[order] - t0) + g_hist[order] * span
     shifted_targets = (target_ts - t0) + g_tgt * span

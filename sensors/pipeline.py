@@ -19,6 +19,7 @@ from django.db import transaction
 
 from alerts.services import alerts_evaluate_batch
 from predictions.services import predictions_score_stored
+from predictions.windows import SensorWindows
 
 from .models import Sensor
 from .records import ReadingIn, StoredReading
@@ -51,8 +52,14 @@ def sensor_pks_for(sensor_ids: set[str]) -> dict[str, int]:
     return dict(Sensor.objects.filter(sensor_id__in=sensor_ids).values_list("sensor_id", "pk"))
 
 
-def process_readings(*, readings: Sequence[ReadingIn]) -> PipelineResult:
-    """Store, score and alert on one batch of validated readings, atomically and idempotently."""
+def process_readings(*, readings: Sequence[ReadingIn], windows: SensorWindows | None = None) -> PipelineResult:
+    """Store, score and alert on one batch of validated readings, atomically and idempotently.
+
+    ``windows``: the consumer's per-sensor history (``predictions.windows``);
+    the caller must clear it when this raises, since the rolled-back readings
+    may already be in it. The API's eager mode passes none: several web
+    processes write the same sensors, so only the database is complete.
+    """
     result = PipelineResult(received=len(readings))
     if not readings:
         return result
@@ -64,7 +71,7 @@ def process_readings(*, readings: Sequence[ReadingIn]) -> PipelineResult:
         result.stored = readings_store_batch(readings=readings, sensor_pks=sensor_pks)
         if result.stored:
             sensors_touch_last_seen(stored=result.stored)
-            scored = predictions_score_stored(stored=result.stored)
+            scored = predictions_score_stored(stored=result.stored, windows=windows)
             result.predictions = len(scored)
             result.alert_changes = alerts_evaluate_batch(batch=scored)
     logger.debug(

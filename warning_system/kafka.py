@@ -45,6 +45,10 @@ def consumer_config(*, group: str, **overrides) -> dict:
         # answer a fetch only at its deadline (Tansu here: 100-150 ms with librdkafka's
         # default) delay every alert by that much; 50 ms costs ~20 empty fetches a second.
         "fetch.wait.max.ms": 50,
+        # Prefetch at most ~2 full batches (a message is ~250 bytes) instead of
+        # librdkafka's default 64 MB: under backlog the prefetch queue stays full,
+        # and the consumer's RSS budget is 300 MB.
+        "queued.max.messages.kbytes": 16384,
         **overrides,
     }
 

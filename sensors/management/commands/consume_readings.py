@@ -1,10 +1,34 @@
 """python manage.py consume_readings [--group G] [--topic T] [--batch-size N] [--batch-seconds S]"""
 import signal
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sensors.consumer import ReadingsConsumer
+
+def _import_consumer():
+    """``ReadingsConsumer``, imported with xgboost's scikit-learn wrapper left out.
+
+    The consumer scores with ``xgboost.Booster`` only, but ``import xgboost``
+    imports its scikit-learn wrapper whenever scikit-learn is installed (it
+    is, for ``train_models``), and scikit-learn imports pandas and most of
+    SciPy: 205 -> 110 MB of RSS before the first message (the consumer's
+    budget is 300 MB). Same treatment as the web workers (gunicorn.conf.py
+    ``when_ready``): ``sklearn`` is unimportable while xgboost is first
+    imported, then the mark is removed.
+    """
+    blocked = "sklearn" not in sys.modules and "xgboost" not in sys.modules
+    if blocked:
+        sys.modules["sklearn"] = None  # `import sklearn` raises ImportError
+    try:
+        from sensors.consumer import ReadingsConsumer
+    finally:
+        if blocked:
+            del sys.modules["sklearn"]
+    return ReadingsConsumer
+
+
+ReadingsConsumer = _import_consumer()
 
 
 class Command(BaseCommand):
