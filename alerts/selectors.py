@@ -7,9 +7,60 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
+from warning_system.db import fetch_rows
+
 from .models import Alert, AlertEvent
+
+# The API list's row, as (key, queryset field), in AlertSerializer's field order.
+LIST_COLUMNS = (
+    ("id", "id"), ("sensor_id", "sensor__sensor_id"), ("site", "sensor__site__name"), ("hazard", "hazard"),
+    ("level", "level"), ("source", "source"), ("status", "status"), ("message", "message"),
+    ("probability", "probability"), ("peak_probability", "peak_probability"), ("value", "value"),
+    ("threshold", "threshold"), ("model_version", "model_version"), ("triggered_at", "triggered_at"),
+    ("last_triggered_at", "last_triggered_at"), ("acknowledged_at", "acknowledged_at"),
+    ("acknowledged_by", "acknowledged_by"), ("resolved_at", "resolved_at"), ("resolved_by", "resolved_by"),
+    ("resolution_reason", "resolution_reason"), ("note", "note"), ("created_at", "created_at"),
+    ("updated_at", "updated_at"),
+)
+_LIST_KEYS = tuple(key for key, _ in LIST_COLUMNS)
+_LIST_FIELDS = tuple(field for _, field in LIST_COLUMNS)
+
+
+def _list_page_sql() -> str:
+    """The list's columns for a page of alert ids given by a sub-select (``{ids}``), in that sub-select's order.
+
+    Built once from the models' metadata. Compiling the filtered queryset
+    with all 23 columns and two joins cost ~0.4 ms per request; compiling
+    only ``values("pk")`` costs a quarter of that, and PostgreSQL looks up
+    the page's rows by primary key.
+    """
+    quote = connection.ops.quote_name
+    sensor_field = Alert._meta.get_field("sensor")
+    sensor_meta = sensor_field.related_model._meta
+    site_field = sensor_meta.get_field("site")
+    site_meta = site_field.related_model._meta
+    alias = {(): ("a", Alert._meta), ("sensor",): ("s", sensor_meta), ("sensor", "site"): ("st", site_meta)}
+
+    def column(path: str) -> str:
+        *hops, name = path.split("__")
+        table, meta = alias[tuple(hops)]
+        return f"{table}.{quote(meta.get_field(name).column)}"
+
+    return (
+        f"SELECT {', '.join(column(path) for path in _LIST_FIELDS)} "
+        f"FROM unnest(ARRAY({{ids}})) WITH ORDINALITY AS page(id, n) "
+        f"JOIN {quote(Alert._meta.db_table)} a ON a.{quote(Alert._meta.pk.column)} = page.id "
+        f"JOIN {quote(sensor_meta.db_table)} s ON s.{quote(sensor_meta.pk.column)} = a.{quote(sensor_field.column)} "
+        f"JOIN {quote(site_meta.db_table)} st ON st.{quote(site_meta.pk.column)} = s.{quote(site_field.column)} "
+        "ORDER BY page.n"
+    )
+
+
+_LIST_PAGE_SQL = _list_page_sql()
 
 
 def alerts_visible(*, sensor_ids: Collection[str] | None = None) -> QuerySet[Alert]:
@@ -26,3 +77,48 @@ def alerts_with_history(*, sensor_ids: Collection[str] | None = None) -> QuerySe
         Prefetch("events", queryset=AlertEvent.objects.order_by("at", "id"))
     )
 
+
+
+class AlertListRows:
+    """A filtered alert queryset as the paginator sees it: countable, and sliced into plain row dicts.
+
+    Why not the queryset and ``AlertSerializer``: a page of 50 alerts built 50
+    model instances (with sensor and site), ran DRF's field machinery on 23
+    fields each and parsed 6 timestamps per row in Django's pure-Python
+    loader: ~13 ms of CPU per uncached request, 51 requests/s in benchmark 6.
+    A page here is one query for the listed columns only (never the
+    ``features`` JSON; see ``_list_page_sql``) fetched in binary by psycopg's C loaders
+    (``warning_system.db.fetch_rows``) into dicts with AlertSerializer's keys
+    and values; datetimes stay datetimes and are rendered like DRF's (UTC as
+    ``Z``) by the caller. ``tests/alerts/test_api.py`` checks the rows equal
+    AlertSerializer's output.
+    """
+
+    def __init__(self, queryset: QuerySet[Alert]):
+        self.queryset = queryset
+        self.ordered = queryset.ordered  # Paginator warns about unordered lists
+
+    def count(self) -> int:
+        if connection.vendor != "postgresql":
+            return self.queryset.count()
+        # QuerySet.count() goes through Query.get_aggregation, ~3x the compile cost of this
+        # equivalent statement (PostgreSQL flattens the sub-select): ~0.25 ms per list.
+        try:
+            sql, params = self.queryset.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:
+            return 0
+        return fetch_rows(f"SELECT COUNT(*) FROM ({sql}) AS matching", params)[0][0]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, page: slice) -> list[dict]:
+        if connection.vendor != "postgresql":  # the embedded SQLite default: the ORM's own loaders
+            rows = list(self.queryset.values_list(*_LIST_FIELDS)[page])
+        else:
+            try:
+                ids, params = self.queryset.values("pk")[page].query.sql_with_params()
+            except EmptyResultSet:  # an empty slice, or a filter that matches nothing by construction
+                return []
+            rows = fetch_rows(_LIST_PAGE_SQL.format(ids=ids), params)
+        return [dict(zip(_LIST_KEYS, row)) for row in rows]

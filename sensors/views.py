@@ -46,10 +46,10 @@ def sensor_detail_page(request, sensor_id: str):
     except Sensor.DoesNotExist:
         raise Http404("No such sensor.") from None
     end = timezone.now()
-    readings = sensor_readings(sensor=sensor, limit=LATEST_ROWS)
+    readings = sensor_readings(sensor_id=sensor.sensor_id, limit=LATEST_ROWS)
     by_time = {}
     if readings:
-        by_time = {p["timestamp"]: p for p in sensor_predictions(sensor=sensor, since=readings[-1]["timestamp"], until=readings[0]["timestamp"], limit=LATEST_ROWS)}
+        by_time = {p["timestamp"]: p for p in sensor_predictions(sensor_id=sensor.sensor_id, since=readings[-1]["timestamp"], until=readings[0]["timestamp"], limit=LATEST_ROWS)}
     return render(request, "sensors/sensor_detail.html", {
         "sensor": sensor, "site": sensor.site,
         "readings": [{**r, "prediction": by_time.get(r["timestamp"])} for r in readings],

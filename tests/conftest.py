@@ -35,11 +35,15 @@ def pytest_sessionstart(session):
 def _clean_caches():
     """Each test starts with empty caches (the test Redis DB is shared across tests)."""
     from management.ratelimit import leases_clear
+    from predictions.serving import memo as prediction_memo
+    from predictions.serving import shared_writes as prediction_writes
     from sensors import sensor_cache
 
+    prediction_writes.flush()  # a previous test's results must not land after the clear
     cache.clear()
     key_cache.clear()
     sensor_cache.clear()
+    prediction_memo.clear()
     leases_clear()
     yield
     key_cache.clear()

@@ -1,6 +1,11 @@
-"""Database helpers shared by migrations and the bulk-write hot paths."""
+"""Database helpers shared by migrations, the bulk-write hot paths and the big read endpoints."""
 import psycopg
 from django.db import connection, migrations
+from psycopg.pq import Format
+
+# psycopg's own (C, with psycopg-binary) loader for binary timestamptz values.
+_TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
+_TIMESTAMPTZ_BINARY_LOADER = psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, Format.BINARY)
 
 
 def binary_cursor() -> psycopg.Cursor:
@@ -13,6 +18,26 @@ def binary_cursor() -> psycopg.Cursor:
     """
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
+
+
+def fetch_rows(sql: str, params: list | tuple) -> list[tuple]:
+    """Rows of a read query, loaded from PostgreSQL's binary format by psycopg's C loaders.
+
+    Django registers its own timestamptz loader on every connection (to attach
+    its tzinfo): a pure-Python subclass that parses the text form, ~10 µs per
+    value. A 500-row readings page has 1,000 timestamps, so that alone cost
+    ~5 ms of CPU per request; with psycopg's C loader on binary results,
+    fetching and encoding the 500 rows costs ~0.7 ms instead of ~5.4 ms (the
+    whole request: 7.4 -> ~2 ms, bench/bench_api_cpu.py readings). Datetimes come back in the session's
+    time zone, which Django keeps at UTC (USE_TZ), so they render exactly as
+    the ORM's did. Raises Django's database exceptions. PostgreSQL only.
+    """
+    with connection.wrap_database_errors:
+        cursor = binary_cursor()
+        cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _TIMESTAMPTZ_BINARY_LOADER)
+        with cursor:
+            cursor.execute(sql, params, binary=True)
+            return cursor.fetchall()
 
 
 class PostgresOnlySQL(migrations.RunSQL):

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from predictions import serving
 from predictions.scoring import ModelUnavailable, get_registry
+from warning_system.api.views import LeanJSONAPIView
 
 from . import schema
 
@@ -25,7 +26,7 @@ def _unavailable(exc: ModelUnavailable) -> Response:
     )
 
 
-class PredictionsView(APIView):
+class PredictionsView(LeanJSONAPIView):
     """Score one request or an array of up to 100: by sensor (its latest window) or explicit measurements."""
 
     required_scopes = {"POST": "predict"}

@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from management.authentication import KeyPrincipal
 from sensors.filtersets import SensorFilterSet
 from sensors.models import Sensor
-from sensors.selectors import sensor_get, sensor_list, sensor_predictions, sensor_readings
+from sensors.selectors import sensor_exists, sensor_get, sensor_list, sensor_predictions, sensor_readings
 from warning_system.api.renderers import ORJSONRenderer
 
 from .serializers import PredictionPageSerializer, ReadingPageSerializer, SensorSerializer, WindowQuerySerializer
@@ -89,28 +89,36 @@ class SensorViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return sensor_list(allowed_sensor_ids=self._allowed_sensor_ids())
 
-    def get_object(self) -> Sensor:
-        sensor_id = self.kwargs[self.lookup_field]
+    def _check_restriction(self, sensor_id: str) -> None:
+        """403 for a sensor the key may not read, decided before any lookup (no probing which codes exist)."""
         allowed = self._allowed_sensor_ids()
         if allowed is not None and sensor_id not in allowed:
             raise PermissionDenied(f"This API key may not read sensor {sensor_id!r}.")
+
+    def get_object(self) -> Sensor:
+        sensor_id = self.kwargs[self.lookup_field]
+        self._check_restriction(sensor_id)
         try:
             return sensor_get(sensor_id=sensor_id)
         except Sensor.DoesNotExist:
             raise NotFound(f"Unknown sensor {sensor_id!r}.") from None
 
     def _window_page(self, request, select) -> Response:
-        sensor = self.get_object()
+        """One query for the common case: the rows; only an empty page asks whether the sensor exists (404)."""
+        sensor_id = self.kwargs[self.lookup_field]
+        self._check_restriction(sensor_id)
         query = WindowQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        rows = select(sensor=sensor, since=params.get("since"), until=params.get("until"), limit=params["limit"])
+        rows = select(sensor_id=sensor_id, since=params.get("since"), until=params.get("until"), limit=params["limit"])
+        if not rows and not sensor_exists(sensor_id=sensor_id):
+            raise NotFound(f"Unknown sensor {sensor_id!r}.")
         next_url = None
         if len(rows) == params["limit"]:
             following = request.query_params.copy()
             following["until"] = (rows[-1]["timestamp"] - timedelta(microseconds=1)).isoformat()
             next_url = request.build_absolute_uri(f"{request.path}?{following.urlencode()}")
-        return Response({"sensor_id": sensor.sensor_id, "results": rows, "next": next_url})
+        return Response({"sensor_id": sensor_id, "results": rows, "next": next_url})
 
     @extend_schema(
         summary="A sensor's readings, newest first",

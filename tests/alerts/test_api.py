@@ -61,6 +61,31 @@ def test_list_is_paginated_newest_first(key_client, world):
     assert (row["sensor_id"], row["site"], row["hazard"], row["level"], row["status"]) == ("RIB-MP-01", "Riverbend", "flood", "high", "resolved")
 
 
+def test_list_rows_are_exactly_what_the_alert_serializer_gives(key_client, world):
+    """The list is fetched as plain rows, not serialized instances: the JSON must not differ by a byte of meaning."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.api.serializers import AlertSerializer
+    from alerts.selectors import alerts_visible
+
+    a = world["alerts"]
+    Alert.objects.filter(pk=a["landslide_ack"].pk).update(
+        acknowledged_at=timezone.now().replace(microsecond=123456), acknowledged_by="api-key:ops", value=4.0, threshold=3.5,
+        note="checked", peak_probability=None,
+    )
+    Alert.objects.filter(pk=a["river_resolved"].pk).update(resolved_at=a["river_resolved"].triggered_at + timedelta(hours=2))
+    expected = AlertSerializer(alerts_visible(), many=True).data
+
+    body = key_client(scopes=("read",)).get(LIST).json()
+
+    assert body["results"] == [dict(row) for row in expected]
+    assert [list(row) for row in body["results"]] == [list(AlertSerializer.Meta.fields)] * 4
+    ack = next(row for row in body["results"] if row["id"] == a["landslide_ack"].pk)
+    assert ack["acknowledged_at"].endswith(".123456Z") and ack["triggered_at"].endswith(":00Z")
+
+
 @pytest.mark.parametrize(
     "query,expected",
     [

@@ -69,8 +69,45 @@ def test_repeated_request_is_served_from_the_cache(predictor):
     assert first["landslide"] == second["landslide"] and first["flood"] == second["flood"]
 
 
+def test_a_result_cached_by_another_worker_is_served_from_redis(predictor):
+    from predictions.serving import memo, shared_writes
+
+    first = predictor.post(URL, STORM, format="json").json()
+    shared_writes.flush()  # the write happens behind the request
+    memo.clear()  # as if the next request reached a worker that never saw this body
+    second = predictor.post(URL, STORM, format="json").json()
+    assert first["cached"] is False and second["cached"] is True
+    assert (second["landslide"], second["flood"]) == (first["landslide"], first["flood"])
+
+
+def test_array_items_are_scored_and_cached_like_single_requests(predictor):
+    singles = [predictor.post(URL, body, format="json").json() for body in (STORM, {"water_level": 1.0})]
+    batch = predictor.post(URL, [STORM, {"rainfall": 3.0}, {"water_level": 1.0}, {"rainfall": 3.0}], format="json").json()
+    assert [item["cached"] for item in batch] == [True, False, True, False]
+    assert (batch[0]["landslide"], batch[0]["flood"]) == (singles[0]["landslide"], singles[0]["flood"])
+    assert (batch[2]["landslide"], batch[2]["flood"]) == (singles[1]["landslide"], singles[1]["flood"])
+    assert batch[1]["flood"] == batch[3]["flood"]
+    alone = predictor.post(URL, {"rainfall": 3.0}, format="json").json()
+    assert alone["cached"] is True and alone["flood"] == batch[1]["flood"]
+
+
+def test_prediction_memo_forgets_entries_after_their_ttl_and_beyond_its_size():
+    from predictions.serving import _Memo
+
+    memo = _Memo()
+    memo.put_many({"expired": (0.1, 0.2)}, ttl=0)
+    memo.put_many({"kept": (0.3, 0.4)}, ttl=300)
+    assert memo.get("expired") is None and memo.get("kept") == (0.3, 0.4)
+    memo.put_many({f"k{i}": (0.0, 0.0) for i in range(_Memo.MAX_ENTRIES)}, ttl=300)
+    assert memo.get("kept") is None and memo.get(f"k{_Memo.MAX_ENTRIES - 1}") == (0.0, 0.0)
+
+
 def test_a_new_model_version_never_serves_old_cached_results(predictor, settings, tmp_path):
+    from predictions.serving import memo, shared_writes
+
     old_versions = predictor.post(URL, STORM, format="json").json()["model_version"]
+    shared_writes.flush()
+    memo.clear()  # the old result is in Redis, which a new version must not reach either
     assert predictor.post(URL, STORM, format="json").json()["cached"] is True
     _publish_retagged_models(settings.MODEL_DIR, tmp_path)
     settings.MODEL_DIR = tmp_path
@@ -97,6 +134,33 @@ def test_sensor_request_scores_the_latest_stored_window(predictor, sensor):
     assert body["sensor_id"] == sensor.sensor_id
     assert body["timestamp"] == now.isoformat()
     assert 0 <= body["flood"]["probability"] <= 1
+
+
+def test_sensor_request_features_equal_the_feature_code_on_the_orm_window(sensor):
+    """The binary fetch of the window changes nothing: same features, bit for bit, gaps (NaN) included."""
+    import numpy as np
+
+    from predictions.features import compute_features
+    from predictions.selectors import WINDOW, sensor_latest_features
+    from sensors.records import MEASUREMENTS
+
+    now = timezone.now().replace(microsecond=654321)
+    Reading.objects.bulk_create([
+        Reading(sensor=sensor, timestamp=now - timedelta(minutes=37 * m, microseconds=m), received_at=now,
+                rainfall=None if m % 4 else 0.3 * m, soil_moisture=0.2 + m / 1000, water_level=None if m % 7 == 3 else 2.0 + m / 100)
+        for m in range(150)  # more than 72 h: the window must cut
+    ])
+    rows = list(Reading.objects.filter(sensor=sensor, timestamp__gt=now - WINDOW).order_by("timestamp").values_list("timestamp", *MEASUREMENTS))
+    expected = compute_features(
+        np.array([r[0].timestamp() for r in rows]),
+        {name: np.array([np.nan if r[1 + i] is None else r[1 + i] for r in rows], dtype=np.float64) for i, name in enumerate(MEASUREMENTS)},
+        np.array([now.timestamp()]), flood_stage=sensor.flood_stage_m,
+    )
+
+    X, when = sensor_latest_features(sensor=sensor)
+
+    assert when == now
+    np.testing.assert_array_equal(X, expected)
 
 
 @pytest.mark.parametrize(

@@ -171,3 +171,16 @@ def test_single_row_fast_path_equals_booster_inplace_predict(registry):
         expected = model.single_booster.inplace_predict(rows, missing=np.nan)
         for worker in results.values():
             assert [r[name] for r in worker] == [float(v) for v in expected]
+
+
+def test_request_scoring_of_several_rows_equals_booster_inplace_predict(registry):
+    """score_few (API arrays: the single-threaded booster, per-thread proxy) gives exactly what inplace_predict gives."""
+    from predictions.features import N_FEATURES
+
+    rng = np.random.default_rng(4)
+    rows = rng.uniform(0, 1, size=(100, N_FEATURES)).astype(np.float32)
+    rows[::4, 2] = np.nan
+    scores = registry.score_few(rows)
+    for name, model in registry._models.items():
+        assert scores[name] == [float(v) for v in model.single_booster.inplace_predict(rows, missing=np.nan)]
+    assert registry.score_few(rows[:1]) == {name: [p] for name, p in registry.score_one(rows[0]).items()}

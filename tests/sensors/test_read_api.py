@@ -172,19 +172,63 @@ def test_csv_errors_stay_json(key_client, sensor):
     assert "limit" in response.json()
 
 
-def test_latest_readings_query_is_served_by_the_sensor_timestamp_index_without_sorting(sensor):
-    """The 10-million-row contract: the plan walks (sensor, timestamp DESC) and needs no Sort node."""
+def test_readings_rows_are_the_stored_values_with_iso_8601_utc_timestamps(key_client, sensor):
+    """The page is exactly what the ORM's .values() rendered before the binary fetch: same keys, values, order and text."""
+    import orjson
+
     from sensors.selectors import READING_FIELDS
 
+    stamps = [T0 + timedelta(minutes=m, microseconds=us) for m, us in ((0, 0), (1, 123), (2, 999999), (3, 500000))]
+    Reading.objects.bulk_create([
+        Reading(sensor=sensor, timestamp=stamps[0], received_at=stamps[0], rainfall=0.1, soil_moisture=None, water_level=-2.5),
+        Reading(sensor=sensor, timestamp=stamps[1], received_at=stamps[2], rainfall=47.0, ground_movement=1e-05),
+        Reading(sensor=sensor, timestamp=stamps[2], received_at=stamps[2], soil_moisture=0.30000000000000004),
+        Reading(sensor=sensor, timestamp=stamps[3], received_at=stamps[3], water_level=99.99),
+    ])
+    expected = list(Reading.objects.filter(sensor=sensor).order_by("-timestamp").values(*READING_FIELDS))
+
+    response = key_client(scopes=("read",)).get("/api/v1/sensors/RG-001/readings")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"] == orjson.loads(orjson.dumps(expected))
+    assert [list(row) for row in body["results"]] == [list(READING_FIELDS)] * 4
+    assert [row["timestamp"] for row in body["results"]] == [
+        "2026-11-25T00:03:00.500000+00:00", "2026-11-25T00:02:00.999999+00:00",
+        "2026-11-25T00:01:00.000123+00:00", "2026-11-25T00:00:00+00:00",
+    ]
+    assert response.content.count(b'"rainfall":47.0') == 1  # floats keep their JSON spelling (47.0, not 47)
+
+
+def test_predictions_rows_are_the_stored_values(key_client, sensor):
+    import orjson
+
+    from sensors.selectors import PREDICTION_FIELDS
+
+    _predictions(sensor, 3)
+    expected = list(Prediction.objects.filter(sensor=sensor).order_by("-timestamp").values(*PREDICTION_FIELDS))
+    body = key_client(scopes=("read",)).get("/api/v1/sensors/RG-001/predictions").json()
+    assert body == {"sensor_id": "RG-001", "results": orjson.loads(orjson.dumps(expected)), "next": None}
+
+
+def test_known_sensor_without_readings_is_an_empty_page_not_a_404(key_client, sensor):
+    body = key_client(scopes=("read",)).get("/api/v1/sensors/RG-001/readings").json()
+    assert body == {"sensor_id": "RG-001", "results": [], "next": None}
+
+
+@pytest.mark.parametrize("since,until", [(False, False), (True, False), (False, True), (True, True)])
+def test_window_queries_are_served_by_the_sensor_timestamp_index_without_sorting(sensor, since, until):
+    """The 10-million-row contract: every window statement walks (sensor, timestamp DESC) and needs no Sort node."""
+    from sensors.selectors import WINDOW_SQL
+
     _readings(sensor, 5)
-    qs = Reading.objects.filter(sensor=sensor, timestamp__gte=T0).order_by("-timestamp").values(*READING_FIELDS)[:100]
-    sql, params = qs.query.sql_with_params()
+    params = [sensor.sensor_id, *([T0] if since else []), *([T0 + timedelta(hours=3)] if until else []), 100]
     with connection.cursor() as cursor:
         # A tiny test table tempts the planner into a bitmap scan + sort; on a large table the
         # ordered index scan wins. Turn the small-table shortcuts off to check the index can serve it.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
+        cursor.execute("EXPLAIN " + WINDOW_SQL[Reading][since, until], params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "reading_sensor_timestamp_uniq" in plan, plan
     assert "Sort" not in plan, plan
