@@ -21,9 +21,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, PermissionDenied
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from management.authentication import ApiKeyAuthentication
 from management.permissions import HasScope
@@ -31,6 +29,7 @@ from management.ratelimit import ingest_check
 from warning_system.api.exceptions import InvalidItems, ServiceUnavailable
 from warning_system.api.parsers import ORJSONParser
 from warning_system.api.renderers import ORJSONRenderer
+from warning_system.api.views import LeanJSONAPIView
 
 from ..models import Sensor
 from ..pipeline import UnknownSensors, process_readings
@@ -42,21 +41,6 @@ from ..validation import validate_item
 logger = logging.getLogger(__name__)
 
 _RETIRED = Sensor.Status.RETIRED.value
-
-
-class JSONOnlyNegotiation(BaseContentNegotiation):
-    """The endpoint speaks JSON only; skip parsing ``Accept`` headers on the hot path."""
-
-    def select_parser(self, request, parsers):
-        content_type = request.content_type
-        for parser in parsers:
-            if content_type.split(";", 1)[0].strip().lower() == parser.media_type:
-                return parser
-        return None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        renderer = renderers[0]
-        return renderer, renderer.media_type
 
 
 _ERROR = inline_serializer("IngestFieldError", {
@@ -79,51 +63,19 @@ def _field_errors(index: int | None, field: str | None, message: str) -> list[di
     return [{"index": index, "field": field, "message": message}]
 
 
-class SensorDataView(APIView):
-    """Accept readings from field stations (API key with scope ``ingest``)."""
+class SensorDataView(LeanJSONAPIView):
+    """Accept readings from field stations (API key with scope ``ingest``).
+
+    ``LeanJSONAPIView`` builds parsers, renderers and the authenticator once
+    and skips negotiation, versioning and throttles (~15 µs of CPU per request;
+    bench/bench_ingest_cpu.py, docs/benchmarks.md "2b").
+    """
 
     authentication_classes = (ApiKeyAuthentication,)
     permission_classes = (HasScope,)
     parser_classes = (ORJSONParser,)
     renderer_classes = (ORJSONRenderer,)
-    content_negotiation_class = JSONOnlyNegotiation
-    throttle_classes = ()
     required_scopes = {"POST": "ingest"}
-
-    # DRF instantiates parsers, renderers, authenticators and the negotiator on
-    # every request; these are stateless, so this view builds them once. With
-    # the trimmed ``initial`` below this saves ~15 µs of CPU per request
-    # (bench/bench_ingest_cpu.py, docs/benchmarks.md "2b").
-    _parsers = tuple(parser() for parser in parser_classes)
-    _renderers = tuple(renderer() for renderer in renderer_classes)
-    _authenticators = tuple(auth() for auth in authentication_classes)
-    _negotiator = JSONOnlyNegotiation()
-    _allow = "POST, OPTIONS"
-
-    @property
-    def default_response_headers(self):
-        # DRF computes ``Allow`` per request with a hasattr() per HTTP method name.
-        return {"Allow": self._allow}
-
-    def get_parsers(self):
-        return self._parsers
-
-    def get_renderers(self):
-        return self._renderers
-
-    def get_authenticators(self):
-        return self._authenticators
-
-    def get_content_negotiator(self):
-        return self._negotiator
-
-    def initial(self, request, *args, **kwargs):
-        """``APIView.initial`` minus format suffixes, versioning and throttles, which this route does not use."""
-        self.format_kwarg = None
-        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
-        request.version = request.versioning_scheme = None
-        self.perform_authentication(request)
-        self.check_permissions(request)
 
     @extend_schema(
         operation_id="sensor_data_create",

@@ -84,6 +84,22 @@ def test_production_responses_carry_the_security_headers_and_secure_cookies(prod
     assert "csrftoken=" in cookie and "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+@pytest.mark.parametrize("path", ["/api/v1/sensor-data", "/api/v1/predictions"])
+def test_fast_path_endpoints_answer_with_the_same_security_headers(production_server, path):
+    """The two API-key endpoints skip most middleware (warning_system.middleware); their headers must not."""
+    url, _ = production_server
+    request = _request(url + path, **{"Authorization": "Api-Key not-a-key", "Content-Type": "application/json"})
+    request.data, request.method = b"{}", "POST"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    headers = refused.value.headers
+    assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
 def test_plain_http_is_redirected_to_https(production_server):
     url, _ = production_server
     request = urllib.request.Request(url + "/accounts/login/", headers={"Host": "127.0.0.1"})

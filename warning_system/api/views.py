@@ -7,7 +7,7 @@ throttling hooks that this API does not configure. On an endpoint whose own
 work is a few hundred microseconds that is a large share: POST
 /api/v1/predictions spent ~15 % of its CPU there (py-spy;
 bench/bench_api_cpu.py predict-miss). The ingestion view
-(``sensors.api.ingest.SensorDataView``) applies the same trimming by hand.
+(``sensors.api.ingest.SensorDataView``) and POST /api/v1/predictions use it.
 
 Semantics kept: authentication, permissions (scopes), the configured
 exception handler, 415 for a body that is not JSON. Changed on purpose: the
