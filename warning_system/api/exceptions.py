@@ -5,7 +5,6 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,10 @@ class ServiceUnavailable(APIException):
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body exceeds the 1 MiB limit."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    # Imported here: rest_framework.views reads the API settings at import, and those name
+    # warning_system.api.parsers, which imports this module (a cycle at start-up).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
