@@ -123,7 +123,9 @@ class AlertEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
         indexes = [
-            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="alertevent_unpublished_idx"),
+            # Exactly the outbox's pending set: re-triggers are never published and must not pile up in it.
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True, kind__in=["raised", "escalated", "acknowledged", "resolved"]),
+                         name="alertevent_pending_idx"),
         ]
 
     def __str__(self) -> str:

@@ -87,14 +87,19 @@ def publish_pending(*, producer, limit: int = 1000) -> int:
     """
     topic = settings.KAFKA_ALERTS_TOPIC
     with transaction.atomic():
-        events = list(
+        # Claim the oldest pending ids first (the partial index alertevent_pending_idx, in id
+        # order, LIMIT applied to it), then read their fields. One query joining alert, sensor
+        # and site before the LIMIT made PostgreSQL join and sort every pending event: 2.3 s per
+        # sweep with 500,000 pending after a storm (bench 7's alert latency rose to 2.2 s).
+        ids = list(
             AlertEvent.objects.filter(published_at__isnull=True, kind__in=AlertEvent.PUBLISHED_KINDS)
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=True)
             .order_by("id")
-            .values(*_EVENT_FIELDS)[:limit]
+            .values_list("id", flat=True)[:limit]
         )
-        if not events:
+        if not ids:
             return 0
+        events = list(AlertEvent.objects.filter(pk__in=ids).order_by("id").values(*_EVENT_FIELDS))
         delivered: list[int] = []
         failures: list[str] = []
 
