@@ -104,29 +104,17 @@ loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 def when_ready(server):
     """Import the URLconf, hence every view module, in the master before workers fork.
 
-    Without scikit-learn: the web process scores with ``xgboost.Booster`` only,
-    but ``import xgboost`` imports its scikit-learn wrapper whenever
-    scikit-learn is installed (it is, for ``train_models``), and scikit-learn
-    imports pandas and most of SciPy: ~95 MB of RSS in every worker for code
-    the API never runs (measured: 198 -> 104 MB after the URLconf import).
-    Marking ``sklearn`` unimportable while xgboost is first imported makes
-    xgboost skip its wrapper (``xgboost.compat.SKLEARN_INSTALLED`` is False in
-    this process); the mark is removed afterwards, so nothing else is changed.
-    Only here, in a real server: a process that trains imports xgboost normally.
+    Without scikit-learn (warning_system.lean_imports): the workers score with
+    ``xgboost.Booster`` only, and scikit-learn would bring pandas and most of
+    SciPy into every worker (~95 MB of RSS each). Only here, in a real server.
     """
     if server.cfg.preload_app:
-        import sys
-
         from django.urls import get_resolver
 
-        blocked = "sklearn" not in sys.modules and "xgboost" not in sys.modules
-        if blocked:
-            sys.modules["sklearn"] = None  # `import sklearn` raises ImportError
-        try:
+        from warning_system.lean_imports import xgboost_without_sklearn
+
+        with xgboost_without_sklearn():
             get_resolver().url_patterns
-        finally:
-            if blocked:
-                del sys.modules["sklearn"]
 
 
 # Which requests get an access-log line (ACCESS_LOG):

@@ -1,34 +1,16 @@
 """python manage.py consume_readings [--group G] [--topic T] [--batch-size N] [--batch-seconds S]"""
 import signal
-import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-
-def _import_consumer():
-    """``ReadingsConsumer``, imported with xgboost's scikit-learn wrapper left out.
-
-    The consumer scores with ``xgboost.Booster`` only, but ``import xgboost``
-    imports its scikit-learn wrapper whenever scikit-learn is installed (it
-    is, for ``train_models``), and scikit-learn imports pandas and most of
-    SciPy: 205 -> 110 MB of RSS before the first message (the consumer's
-    budget is 300 MB). Same treatment as the web workers (gunicorn.conf.py
-    ``when_ready``): ``sklearn`` is unimportable while xgboost is first
-    imported, then the mark is removed.
-    """
-    blocked = "sklearn" not in sys.modules and "xgboost" not in sys.modules
-    if blocked:
-        sys.modules["sklearn"] = None  # `import sklearn` raises ImportError
-    try:
-        from sensors.consumer import ReadingsConsumer
-    finally:
-        if blocked:
-            del sys.modules["sklearn"]
-    return ReadingsConsumer
+from warning_system.lean_imports import xgboost_without_sklearn
 
 
-ReadingsConsumer = _import_consumer()
+# The consumer scores with xgboost.Booster only: keep scikit-learn, pandas and SciPy
+# out of the process (warning_system.lean_imports; 205 -> 116 MB of RSS at start).
+with xgboost_without_sklearn():
+    from sensors.consumer import ReadingsConsumer
 
 
 class Command(BaseCommand):
