@@ -746,7 +746,8 @@ class Bench:
     def report(self) -> str:
         a = self.args
         m = lib.machine()
-        mode = "quick smoke run (--quick: small data, few connections; not comparable to the targets)" if a.quick else "full run"
+        mode = "quick smoke run (--quick: small data, few connections; not comparable to the targets)" if a.quick else (
+            "full run" if set(a.benches) == set(ALL_BENCHES) else f"partial run (benchmarks {', '.join(a.benches)})")
         when = self.started.strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"### {when} — {mode}",
