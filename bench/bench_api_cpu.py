@@ -60,23 +60,13 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the measured loop")
     args = parser.parse_args()
 
-    import django
     import orjson
 
-    django.setup()
-    import logging
+    from bench.inprocess import django_setup
 
+    django_setup(test_db=not READS.intersection(args.scenarios))
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    logging.disable(logging.WARNING)
-    setup_test_environment()
-    settings.DEBUG = False
-    settings.ALLOWED_HOSTS = ["*"]
-    if not READS.intersection(args.scenarios):
-        connection.creation.create_test_db(verbosity=0, keepdb=True)
 
     from management.services import api_key_create
 

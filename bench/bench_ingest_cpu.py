@@ -53,23 +53,15 @@ def main() -> int:
     parser.add_argument("--profile-out", metavar="PATH", help="with --profile: also dump the raw stats here (for pstats/snakeviz)")
     args = parser.parse_args()
 
-    import django
     import orjson
 
-    django.setup()
-    import logging
+    from bench.inprocess import django_setup
 
+    django_setup(test_db=True)
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
-    from django.db import connection
-    from django.test.utils import setup_test_environment
 
-    logging.disable(logging.WARNING)
-    setup_test_environment()
-    settings.DEBUG = False
-    settings.ALLOWED_HOSTS = ["*"]
     settings.INGEST_RATE_LIMIT = "100000000/m"
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
 
     from confluent_kafka.admin import AdminClient, NewTopic
 
