@@ -30,7 +30,6 @@ bench/bench_ingest_cpu.py.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import statistics
@@ -62,7 +61,7 @@ def main() -> int:
 
     import orjson
 
-    from bench.inprocess import django_setup
+    from bench.inprocess import django_setup, wsgi_call
 
     django_setup(test_db=not READS.intersection(args.scenarios))
     from django.conf import settings
@@ -79,18 +78,7 @@ def main() -> int:
         statuses[status] = statuses.get(status, 0) + 1
 
     def call(method: str, path: str, query: str = "", body: bytes = b"") -> bytes:
-        environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": query,
-            "SERVER_NAME": "bench", "SERVER_PORT": "80", "REMOTE_ADDR": "10.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
-            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": f"Api-Key {key}", "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-        }
-        response = app(environ, start_response)
-        content = b"".join(response)
-        response.close()
-        return content
+        return wsgi_call(app, start_response, method=method, path=path, key=key, query=query, body=body)
 
     def fresh() -> dict:
         return {"rainfall": round(rng.random() * 60, 2), "soil_moisture": round(0.1 + rng.random() * 0.6, 4),

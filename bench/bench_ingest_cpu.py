@@ -25,7 +25,6 @@ created if needed and kept) so it never touches real data.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -55,7 +54,7 @@ def main() -> int:
 
     import orjson
 
-    from bench.inprocess import django_setup
+    from bench.inprocess import django_setup, wsgi_call
 
     django_setup(test_db=True)
     from django.conf import settings
@@ -101,17 +100,7 @@ def main() -> int:
             statuses[status] = statuses.get(status, 0) + 1
 
     def request() -> None:
-        environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/sensor-data", "SCRIPT_NAME": "", "QUERY_STRING": "",
-            "SERVER_NAME": "bench", "SERVER_PORT": "80", "REMOTE_ADDR": "10.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
-            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": f"Api-Key {key}", "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-        }
-        response = app(environ, start_response)
-        b"".join(response)
-        response.close()
+        wsgi_call(app, start_response, method="POST", path="/api/v1/sensor-data", key=key, body=body)
 
     for _ in range(args.warmup):
         request()

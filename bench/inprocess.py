@@ -25,3 +25,22 @@ def django_setup(*, test_db: bool) -> None:
     settings.ALLOWED_HOSTS = ["*"]
     if test_db:
         connection.creation.create_test_db(verbosity=0, keepdb=True)
+
+
+def wsgi_call(app, start_response, *, method: str, path: str, key: str, query: str = "", body: bytes = b"") -> bytes:
+    """One request through a WSGI app, as gunicorn would pass it (JSON body, API key); returns the body."""
+    import io
+    import sys
+
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": query,
+        "SERVER_NAME": "bench", "SERVER_PORT": "80", "REMOTE_ADDR": "10.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Api-Key {key}", "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    response = app(environ, start_response)
+    content = b"".join(response)
+    response.close()
+    return content
