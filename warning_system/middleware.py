@@ -32,12 +32,10 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 
+from management.authentication import extract_key
+
 INGEST_PATH = "/api/v1/sensor-data"
 FAST_PATHS = (INGEST_PATH, "/api/v1/predictions")
-
-
-def _api_key_request(meta) -> bool:
-    return "HTTP_X_API_KEY" in meta or meta.get("HTTP_AUTHORIZATION", "")[:8].lower() == "api-key "
 
 
 class IngestFastPathMiddleware:
@@ -58,7 +56,7 @@ class IngestFastPathMiddleware:
 
     def __call__(self, request):
         path = request.path_info
-        if path not in FAST_PATHS or (path != INGEST_PATH and not _api_key_request(request.META)):
+        if path not in FAST_PATHS or (path != INGEST_PATH and extract_key(request) is None):
             # Predictions also accept an analyst's session (with CSRF): those take the full stack.
             return self.get_response(request)
         redirect = self._security.process_request(request)  # HTTPS redirect (production)
