@@ -76,6 +76,49 @@ class IngestFastPathMiddleware:
         return self._security.process_response(request, response)
 
 
+def release_drf_cycles(response) -> None:
+    """Break the reference cycles a DRF view leaves behind, once its response is rendered.
+
+    Why: DRF links the view, its ``Request`` and the ``Response`` in cycles
+    (``view.response`` <-> ``response.renderer_context["view"]``,
+    ``request.parser_context["request"]``, a viewset's ``view.get`` bound to
+    the view), so nothing of a request is freed
+    when it ends; the cyclic garbage collector frees it later. A request that
+    builds many objects (a 500-row readings page, a 1,000-reading batch)
+    runs the young-generation collections while its own objects are still
+    alive, so they are promoted and wait for a full collection, which comes
+    rarely (it waits for the old generation to grow by 25 %). Measured on
+    readings pages: worker RSS grew by ~24 KB per request (110 -> 180 MB in
+    15 s of benchmark 6), and stayed there. With the cycles broken, reference
+    counting frees the response, its data and the parsed body at once.
+    Nothing reads these attributes after rendering.
+    """
+    context = getattr(response, "renderer_context", None)
+    if not context or not getattr(response, "is_rendered", False):
+        return
+    response.renderer_context = None
+    view = context.get("view")
+    if view is not None:
+        drf_request = getattr(view, "request", None)
+        if getattr(drf_request, "parser_context", None) is not None:
+            drf_request.parser_context = None
+        # The view also holds bound methods of itself (a viewset's ``self.get =
+        # self.list``), the request and the response; it is finished with all of them.
+        view.__dict__.clear()
+
+
+class ReleaseCyclesMiddleware:
+    """First in ``MIDDLEWARE``: every rendered DRF response has its cycles broken (``release_drf_cycles``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        release_drf_cycles(response)
+        return response
+
+
 class RejectNulMiddleware:
     """400 for a NUL byte anywhere in the path or query string.
 

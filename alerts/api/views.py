@@ -10,7 +10,7 @@ import itertools
 import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -21,7 +21,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from management.authentication import KeyPrincipal
-from warning_system.api.renderers import ORJSONRenderer
+from warning_system.api.renderers import EncodedJSONResponse, ORJSONRenderer
 
 from .. import selectors, services
 from ..cache import alerts_generation
@@ -123,13 +123,13 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         if key is not None:
             body = cache.get(key)
             if body is not None:
-                return HttpResponse(body, content_type=ORJSONRenderer.media_type)
+                return EncodedJSONResponse(body)
         rows = selectors.AlertListRows(self.filter_queryset(self.get_queryset()))
         page = self.paginate_queryset(rows)
         body = orjson.dumps(self.get_paginated_response(page).data, option=_LIST_JSON_OPTIONS)
         if key is not None:
             cache.set(key, body, settings.ALERTS_LIST_CACHE_SECONDS)
-        return HttpResponse(body, content_type=ORJSONRenderer.media_type)
+        return EncodedJSONResponse(body)
 
     def _list_cache_key(self, request) -> str | None:
         """Generation + what this caller may see + the exact query; None when the cache is down."""

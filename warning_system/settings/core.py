@@ -28,6 +28,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Frees each API response as soon as it is sent (DRF leaves reference cycles).
+    "warning_system.middleware.ReleaseCyclesMiddleware",
     # First: POST /api/v1/sensor-data skips the rest of the stack (applying the
     # security headers and host check itself); see warning_system/middleware.py.
     "warning_system.middleware.IngestFastPathMiddleware",
