@@ -11,6 +11,7 @@ import fnmatch
 import importlib
 import json
 import re
+import gc
 import runpy
 from urllib.parse import urlparse
 
@@ -49,10 +50,18 @@ def _gunicorn_config(monkeypatch, **env: str) -> Config:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cfg = Config()
-    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
+    for name, value in _run_gunicorn_conf().items():
         if name in cfg.settings:
             cfg.set(name.lower(), value)
     return cfg
+
+
+def _run_gunicorn_conf() -> dict:
+    """The module's names; the garbage collector it switches off for gunicorn's master is switched back on here."""
+    try:
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    finally:
+        gc.enable()
 
 
 def test_compose_declares_the_full_stack(services):
@@ -305,3 +314,17 @@ def test_deployment_guide_names_only_commands_and_variables_that_exist(compose, 
     known |= {name for name in dir(settings) if name.isupper()} | {"REMOTE_ADDR"}  # Django settings, the CGI variable
     named = set(re.findall(r"`([A-Z][A-Z0-9]*_[A-Z0-9_]+)(?:=[^`]*)?`", guide))
     assert named - known == set()
+
+
+def test_gunicorn_workers_start_with_the_startup_objects_frozen_and_collection_on(monkeypatch):
+    """The master imports without collecting and freezes before forking; each worker collects again."""
+    conf = _run_gunicorn_conf()
+    gc.disable()  # as loading the file does in gunicorn's master
+    try:
+        conf["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 10_000  # Django, the views, NumPy... are in the permanent generation
+        conf["post_fork"](None, None)
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
