@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import multiprocessing
 import os
 import platform
@@ -126,6 +127,21 @@ class StageClock:
 
         setattr(module, attribute, timed)
 
+    def watch_gc(self) -> None:
+        """Also count the time the garbage collector stops the consumer, per generation."""
+        started: list[tuple[float, float]] = []
+
+        def callback(phase: str, info: dict) -> None:
+            if phase == "start":
+                started.append((time.perf_counter(), time.process_time()))
+            elif started:
+                w, c = started.pop()
+                label = f"garbage collector, generation {info['generation']}"
+                self.wall[label] = self.wall.get(label, 0.0) + time.perf_counter() - w
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - c
+
+        gc.callbacks.append(callback)
+
     def rows(self, readings: int) -> list[str]:
         def us(seconds: float) -> str:
             return f"{seconds / readings * 1e6:.1f}"
@@ -202,6 +218,7 @@ def main() -> None:
         clock.wrap(sensors.pipeline, "alerts_evaluate_batch", "alerts")
         clock.wrap(sensors.consumer.ReadingsConsumer, "_commit", "offset commit")
         clock.wrap(sensors.consumer.ReadingsConsumer, "_publish_outbox", "outbox")
+        clock.watch_gc()
 
     try:
         call_command("migrate", verbosity=0)
