@@ -114,3 +114,22 @@ def test_api_errors_are_freed_when_the_request_ends(wsgi_app, make_key):
             assert _call(wsgi_app, method="GET", path="/api/v1/alerts", key="not-a-key") == "401 Unauthorized"
 
     assert _cyclic_drf_objects(requests) == []
+
+
+@pytest.mark.parametrize("query", ["sensor_id=%00", "status=open&hazard=fl%00od"])
+def test_nul_in_an_alert_filter_is_a_400_with_a_key_or_a_session(api_client, make_key, staff_user, query):
+    key = make_key(scopes=("read",))
+    with_key = api_client.get(f"/api/v1/alerts?{query}", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    api_client.force_login(staff_user)
+    with_session = api_client.get(f"/api/v1/alerts?{query}")
+    for response in (with_key, with_session):
+        assert response.status_code == 400
+        assert "NUL" in response.json()["detail"]
+
+
+def test_alert_csv_export_streams_through_the_api_key_path(api_client, make_key):
+    key = make_key(scopes=("read",))
+    response = api_client.get("/api/v1/alerts?format=csv", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert response.status_code == 200 and response.streaming
+    assert b"".join(response.streaming_content).startswith(b"id,")
+    assert response["X-Content-Type-Options"] == "nosniff"  # the fast path keeps the security headers

@@ -1,7 +1,8 @@
 """Middleware that keeps the machine-to-machine endpoints cheap.
 
 ``POST /api/v1/sensor-data`` serves thousands of requests per second from
-devices, and ``POST /api/v1/predictions`` serves integrators; both
+devices, ``POST /api/v1/predictions`` serves integrators, and
+``GET /api/v1/alerts`` is what dashboards and integrations poll; all three
 authenticate with API keys and never use sessions, users, flash messages,
 CSRF tokens, static files or slash redirects. Every layer of
 middleware costs a few microseconds per request even when it does nothing
@@ -35,7 +36,8 @@ from django.urls import resolve
 from management.authentication import extract_key
 
 INGEST_PATH = "/api/v1/sensor-data"
-FAST_PATHS = (INGEST_PATH, "/api/v1/predictions")
+ALERT_LIST_PATH = "/api/v1/alerts"
+FAST_PATHS = (INGEST_PATH, "/api/v1/predictions", ALERT_LIST_PATH)
 
 
 class IngestFastPathMiddleware:
@@ -57,11 +59,14 @@ class IngestFastPathMiddleware:
     def __call__(self, request):
         path = request.path_info
         if path not in FAST_PATHS or (path != INGEST_PATH and extract_key(request) is None):
-            # Predictions also accept an analyst's session (with CSRF): those take the full stack.
+            # Predictions and alerts also accept an analyst's session (with CSRF): those take the full stack.
             return self.get_response(request)
         redirect = self._security.process_request(request)  # HTTPS redirect (production)
         if redirect is not None:
             return self._security.process_response(request, redirect)
+        rejected = nul_rejection(request)  # as RejectNulMiddleware (the alert list takes query filters)
+        if rejected is not None:
+            return self._security.process_response(request, rejected)
         request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it: DisallowedHost -> 400
         match = self._matches.get(path)
         if match is None:
@@ -70,7 +75,7 @@ class IngestFastPathMiddleware:
         response = match.func(request, *match.args, **match.kwargs)
         if hasattr(response, "render"):
             response = response.render()
-        if not response.has_header("Content-Length"):
+        if not response.streaming and not response.has_header("Content-Length"):  # as CommonMiddleware
             response.headers["Content-Length"] = str(len(response.content))
         response = self._xframe.process_response(request, response)
         return self._security.process_response(request, response)
@@ -131,8 +136,13 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
-            from django.http import JsonResponse
+        return nul_rejection(request) or self.get_response(request)
 
-            return JsonResponse({"detail": "NUL characters are not allowed in URLs."}, status=400)
-        return self.get_response(request)
+
+def nul_rejection(request):
+    """The 400 for a URL with a NUL byte in its path or query string, or None (see RejectNulMiddleware)."""
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+        from django.http import JsonResponse
+
+        return JsonResponse({"detail": "NUL characters are not allowed in URLs."}, status=400)
+    return None
