@@ -328,6 +328,24 @@ def machine() -> dict[str, str]:
     return {"nproc": str(os.cpu_count()), "cpu": model, "ram": ram, "kernel": platform.release(), "python": platform.python_version()}
 
 
+CPU_PROBE_ITERATIONS = 5_000_000
+
+
+def cpu_probe() -> float:
+    """Seconds of CPU a fixed pure-Python loop takes (5 million additions).
+
+    Why: the machines here are virtual and share their host. A loop like
+    this one took from 1x to 1.8x its fastest time within one hour on one
+    machine, and CPU-bound figures moved with it; recorded before every benchmark, it says how fast the
+    machine was while each figure was taken, and compares machines.
+    """
+    started = time.process_time()
+    total = 0
+    for i in range(CPU_PROBE_ITERATIONS):
+        total += i
+    return time.process_time() - started
+
+
 def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()

@@ -151,6 +151,7 @@ class Bench:
         self.out.mkdir(parents=True)
         self.log = lib.CommandLog()
         self.rows: list[Row] = []
+        self.cpu_probes: list[float] = []  # lib.cpu_probe() before each benchmark
         self.notes: list[str] = []
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.broker: subprocess.Popen | None = None
@@ -733,6 +734,7 @@ class Bench:
         order = ["1", "2", "3", "4", "7", "5", "6", "2b", "8"]
         for bench in order:
             if bench in a.benches:
+                self.cpu_probes.append(lib.cpu_probe())
                 getattr(self, "bench_" + bench)()
                 if bench == "2b":
                     self.bench_scoring()
@@ -754,6 +756,8 @@ class Bench:
             "",
             f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}, Python {m['python']}; "
             "load generator (wrk) on the same machine.",
+            *([f"- CPU probe (bench/lib.py cpu_probe: {lib.CPU_PROBE_ITERATIONS:,} Python additions, CPU seconds; lower is faster) "
+               f"before each benchmark: {', '.join(f'{p:.2f}' for p in self.cpu_probes)}."] if self.cpu_probes else []),
             f"- Commit: {lib.git_revision()}",
             f"- Stack: {getattr(self, 'server_shape', 'gunicorn not started')}, production settings; PostgreSQL, Redis DB, "
             f"Kafka-protocol broker at {a.kafka}; topic {self.topic}.",
