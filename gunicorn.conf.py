@@ -43,10 +43,11 @@ from gunicorn import glogging
 # The garbage collector and the start-up objects (Django, every view, NumPy,
 # XGBoost: ~180,000 tracked objects per worker). A full collection walks all of
 # them: ~110 ms, during which the worker's 32 threads serve nothing; they came
-# every few thousand requests, and were a large part of the ingestion p99. As
+# every few thousand requests, a stall the size of the ingestion p99 target. As
 # the gc module recommends for servers that fork without exec: no collection
 # in the master while it imports (no holes in pages the workers share),
-# gc.freeze() before each fork, collection back on in the worker, and the
+# gc.freeze() before each fork, collection back on (in the master from its
+# first fork on, and in each worker), and the
 # worker freezes again once warmed up (post_worker_init). Frozen objects are
 # never scanned; everything made by requests is collected as usual.
 gc.disable()
@@ -167,7 +168,8 @@ class AccessLogger(glogging.Logger):
 
 
 def pre_fork(server, worker):
-    gc.freeze()
+    gc.freeze()  # what the master built so far is shared, unscanned, with the worker about to fork
+    gc.enable()  # the master itself runs for weeks: its own later garbage (respawns...) must be collected
 
 
 def post_fork(server, worker):

@@ -317,12 +317,14 @@ def test_deployment_guide_names_only_commands_and_variables_that_exist(compose, 
 
 
 def test_gunicorn_workers_start_with_the_startup_objects_frozen_and_collection_on(monkeypatch):
-    """The master imports without collecting and freezes before forking; each worker collects again."""
+    """The master imports without collecting and freezes before forking; then master and workers collect again."""
     conf = _run_gunicorn_conf()
     gc.disable()  # as loading the file does in gunicorn's master
     try:
         conf["pre_fork"](None, None)
         assert gc.get_freeze_count() > 10_000  # Django, the views, NumPy... are in the permanent generation
+        assert gc.isenabled()  # the master collects its own later garbage
+        gc.disable()
         conf["post_fork"](None, None)
         assert gc.isenabled()
     finally:
