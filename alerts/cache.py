@@ -1,9 +1,11 @@
 """The "alerts generation": one cache counter that every alert change bumps.
 
-Alert lists are cached in Redis under a key that includes the current
-generation, so a change makes every cached list unreachable at once (no key
-scanning, no per-filter invalidation) and a reader never sees a state older
-than the last committed change. The bump runs on commit: bumping before the
+Alert lists are cached in Redis together with the generation they were built
+under, and a cached list counts only while that is the current generation,
+so a change makes every cached list stale at once (no key scanning, no
+per-filter invalidation) and a reader never sees a state older than the last
+committed change. A lookup reads the counter and the page in one round trip
+(``alerts_page_lookup``). The bump runs on commit: bumping before the
 commit would let a concurrent reader cache the pre-commit state under the new
 generation.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
@@ -33,6 +36,30 @@ def alerts_generation() -> int | None:
         cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
         value = cache.get(GENERATION_KEY)
     return value
+
+
+def alerts_page_lookup(page_key: str) -> tuple[int | None, bytes | None]:
+    """The current generation and the page cached under ``page_key`` if it was built in it.
+
+    One MGET for both: a cached dashboard poll used to be two Redis round trips
+    (the generation, then the page under a key naming it), and each costs the
+    web worker ~100 µs of client CPU. The generation is read before the caller
+    queries the database, so a page stored with it (``alerts_page_store``) is
+    stale as soon as a change commits during or after that query. Returns
+    ``(None, None)`` when the cache is unavailable.
+    """
+    found = cache.get_many([GENERATION_KEY, page_key])
+    generation = found.get(GENERATION_KEY)
+    if generation is None:  # a missing counter (created now), or Redis down (None)
+        return alerts_generation(), None
+    entry = found.get(page_key)
+    if entry is not None and entry[0] == generation:
+        return generation, entry[1]
+    return generation, None
+
+
+def alerts_page_store(page_key: str, generation: int, body: bytes) -> None:
+    cache.set(page_key, (generation, body), settings.ALERTS_LIST_CACHE_SECONDS)
 
 
 def _bump() -> None:

@@ -8,8 +8,6 @@ import hashlib
 import itertools
 
 import orjson
-from django.conf import settings
-from django.core.cache import cache
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -24,7 +22,7 @@ from management.authentication import KeyPrincipal
 from warning_system.api.renderers import EncodedJSONResponse, ORJSONRenderer
 
 from .. import selectors, services
-from ..cache import alerts_generation
+from ..cache import alerts_page_lookup, alerts_page_store
 from ..filtersets import AlertFilterSet
 from .renderers import CSVRenderer
 from .serializers import CSV_COLUMNS, AlertActionSerializer, AlertDetailSerializer, AlertSerializer, ErrorSerializer
@@ -115,31 +113,27 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         return response
 
     def list(self, request, *args, **kwargs):
-        # The page is cached as rendered JSON: a hit is one Redis read, no re-encoding.
+        # The page is cached as rendered JSON: a hit is one Redis round trip, no re-encoding.
         # (A comment, not a docstring: drf-spectacular would publish a docstring.)
         if isinstance(request.accepted_renderer, CSVRenderer):
             return self._export(request)
         key = self._list_cache_key(request)
-        if key is not None:
-            body = cache.get(key)
-            if body is not None:
-                return EncodedJSONResponse(body)
+        generation, body = alerts_page_lookup(key)
+        if body is not None:
+            return EncodedJSONResponse(body)
         rows = selectors.AlertListRows(self.filter_queryset(self.get_queryset()))
         page = self.paginate_queryset(rows)
         body = orjson.dumps(self.get_paginated_response(page).data, option=_LIST_JSON_OPTIONS)
-        if key is not None:
-            cache.set(key, body, settings.ALERTS_LIST_CACHE_SECONDS)
+        if generation is not None:
+            alerts_page_store(key, generation, body)
         return EncodedJSONResponse(body)
 
-    def _list_cache_key(self, request) -> str | None:
-        """Generation + what this caller may see + the exact query; None when the cache is down."""
-        generation = alerts_generation()
-        if generation is None:
-            return None
+    def _list_cache_key(self, request) -> str:
+        """What this caller may see + the exact query."""
         sensors = _sensor_restriction(request)
         scope = "*" if sensors is None else ",".join(sorted(sensors))
         digest = hashlib.sha256(f"{scope}|{request.get_full_path()}".encode()).hexdigest()
-        return f"alerts:list:json:{generation}:{digest}"
+        return f"alerts:list:json:{digest}"
 
     def _export(self, request) -> StreamingHttpResponse:
         queryset = self.filter_queryset(self.get_queryset())
