@@ -9,7 +9,8 @@ middleware costs a few microseconds per request even when it does nothing
 (a function call per layer, the URL resolver, ``MiddlewareMixin`` plumbing),
 and the target is ≤ 150 µs of CPU per request, authentication included.
 
-:class:`IngestFastPathMiddleware` sits first in ``MIDDLEWARE`` and sends those
+:class:`IngestFastPathMiddleware` sits near the top of ``MIDDLEWARE`` (after
+:class:`ReleaseCyclesMiddleware`) and sends those
 paths (``FAST_PATHS``) straight to their DRF views, applying on the way exactly
 what the skipped middleware would have done for them:
 
@@ -18,6 +19,8 @@ what the skipped middleware would have done for them:
   ``process_request``/``process_response`` run, so headers cannot drift;
 - ``CommonMiddleware``: the ``ALLOWED_HOSTS`` check (``get_host()``, a 400
   on a foreign host) and ``Content-Length``;
+- ``RejectNulMiddleware``: a NUL byte in the path or query string is a 400
+  (``nul_rejection``; the alert list takes query filters);
 - URL resolution: each view is resolved once through the URLconf (which
   stays the single source of truth for the routes) and then reused.
 
@@ -41,7 +44,7 @@ FAST_PATHS = (INGEST_PATH, "/api/v1/predictions", ALERT_LIST_PATH)
 
 
 class IngestFastPathMiddleware:
-    """First in ``MIDDLEWARE``: the ``FAST_PATHS`` go straight to their views (see the module docstring).
+    """Second in ``MIDDLEWARE``: the ``FAST_PATHS`` go straight to their views (see the module docstring).
 
     Measured with ``bench/bench_ingest_cpu.py``: the full stack costs the
     ingestion request ~110 µs of CPU more than this path (see

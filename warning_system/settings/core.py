@@ -30,7 +30,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Frees each API response as soon as it is sent (DRF leaves reference cycles).
     "warning_system.middleware.ReleaseCyclesMiddleware",
-    # First: POST /api/v1/sensor-data skips the rest of the stack (applying the
+    # Then: ingestion, and predictions and alert lists sent with an API key, skip the rest of the stack (applying the
     # security headers and host check itself); see warning_system/middleware.py.
     "warning_system.middleware.IngestFastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
