@@ -2,6 +2,8 @@
 from django.db import models
 from django.db.models import F
 
+from .fields import FeatureVectorField
+
 
 class RiskLevel(models.TextChoices):
     LOW = "low", "Low"
@@ -13,7 +15,8 @@ class Prediction(models.Model):
     """The models' scores for one reading, with the features they saw (for audit and replay)."""
 
     id = models.BigAutoField(primary_key=True)
-    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.CASCADE, related_name="predictions", db_index=False)
+    # No database-level foreign key, for the reason and with the guarantee given on sensors.Reading.sensor.
+    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.CASCADE, related_name="predictions", db_index=False, db_constraint=False)
     timestamp = models.DateTimeField(help_text="Timestamp of the scored reading.")
     landslide_probability = models.FloatField()
     flood_probability = models.FloatField()
@@ -21,7 +24,7 @@ class Prediction(models.Model):
     flood_risk = models.CharField(max_length=8, choices=RiskLevel.choices)
     landslide_model_version = models.CharField(max_length=64)
     flood_model_version = models.CharField(max_length=64)
-    features = models.JSONField(default=dict)
+    features = FeatureVectorField(default=dict, help_text="The features the models saw, by name (null = missing).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -69,6 +69,12 @@ class SensorAdmin(admin.ModelAdmin):
         ]
         return f"{timezone.localtime(obj.latest_ts):%Y-%m-%d %H:%M} · " + ", ".join(parts)
 
+    def delete_model(self, request, obj) -> None:
+        services.sensors_delete(sensor_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.sensors_delete(sensor_ids=queryset.values_list("pk", flat=True))
+
     def _set_status(self, request, queryset, status, label):
         changed = services.sensors_set_status(sensor_ids=queryset.values_list("pk", flat=True), status=status)
         self.message_user(request, f"{changed} sensor(s) {label}.", messages.SUCCESS)

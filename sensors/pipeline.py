@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from alerts.services import alerts_evaluate_batch
 from predictions.services import predictions_score_stored
@@ -49,7 +49,22 @@ class PipelineResult:
 
 
 def sensor_pks_for(sensor_ids: set[str]) -> dict[str, int]:
-    return dict(Sensor.objects.filter(sensor_id__in=sensor_ids).values_list("sensor_id", "pk"))
+    """The sensors' primary keys by code, their rows locked FOR KEY SHARE until the transaction ends.
+
+    The lock stands in for a foreign key (readings and predictions have none,
+    see ``sensors.models.Reading.sensor``): ``sensors_delete`` must wait for
+    this batch to commit and then deletes its readings too, and a sensor
+    deleted first is simply not found (its readings go to the DLQ or get a
+    400). KEY SHARE conflicts only with deletes and key changes, not with the
+    ``last_seen_at`` updates of concurrent batches. Outside a transaction the
+    lock ends with the statement. Other databases (SQLite) serialise writers anyway.
+    """
+    if connection.vendor != "postgresql":
+        return dict(Sensor.objects.filter(sensor_id__in=sensor_ids).values_list("sensor_id", "pk"))
+    table, pk, code = (connection.ops.quote_name(n) for n in (Sensor._meta.db_table, Sensor._meta.pk.column, "sensor_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {code}, {pk} FROM {table} WHERE {code} = ANY(%s) FOR KEY SHARE", [list(sensor_ids)])
+        return dict(cursor.fetchall())
 
 
 def process_readings(*, readings: Sequence[ReadingIn], windows: SensorWindows | None = None) -> PipelineResult:
@@ -63,11 +78,11 @@ def process_readings(*, readings: Sequence[ReadingIn], windows: SensorWindows | 
     result = PipelineResult(received=len(readings))
     if not readings:
         return result
-    sensor_pks = sensor_pks_for({r.sensor_id for r in readings})
-    unknown = [r.sensor_id for r in readings if r.sensor_id not in sensor_pks]
-    if unknown:
-        raise UnknownSensors(unknown)
     with transaction.atomic():
+        sensor_pks = sensor_pks_for({r.sensor_id for r in readings})
+        unknown = [r.sensor_id for r in readings if r.sensor_id not in sensor_pks]
+        if unknown:
+            raise UnknownSensors(unknown)
         result.stored = readings_store_batch(readings=readings, sensor_pks=sensor_pks)
         if result.stored:
             sensors_touch_last_seen(stored=result.stored)

@@ -148,3 +148,24 @@ def sensors_set_status(*, sensor_ids: Iterable[int], status: str, maintenance_un
     changed = Sensor.objects.filter(pk__in=list(sensor_ids)).update(**updates)
     logger.info("sensors.status_changed", extra={"status": status, "count": changed})
     return changed
+
+
+@transaction.atomic
+def sensors_delete(*, sensor_ids: Iterable[int]) -> int:
+    """Delete sensors with their readings, predictions and alerts; returns how many sensors went.
+
+    Readings and predictions have no database foreign key (see
+    ``sensors.models.Reading.sensor``), so the order matters: the sensor rows
+    are locked FOR UPDATE first, which waits for any batch that has looked
+    them up (``sensors.pipeline.sensor_pks_for`` holds FOR KEY SHARE until it
+    commits); the cascade that follows then sees that batch's readings, and
+    later batches no longer find the sensors. Without the lock a batch
+    committing between the cascade and the sensor's own DELETE would leave
+    readings of a sensor that no longer exists.
+    """
+    pks = list(Sensor.objects.filter(pk__in=list(sensor_ids)).select_for_update().values_list("pk", flat=True))
+    if not pks:
+        return 0
+    Sensor.objects.filter(pk__in=pks).delete()
+    logger.info("sensors.deleted", extra={"count": len(pks)})
+    return len(pks)

@@ -85,7 +85,8 @@ def _batch_of(scored: list[ScoredReading]) -> ScoredBatch:
         landslide_probability=np.array([s.landslide_probability for s in scored]),
         flood_probability=np.array([s.flood_probability for s in scored]),
         measurements={m: np.array([getattr(s.reading, m) for s in scored], dtype=np.float64) for m in MEASUREMENTS},
-        snapshots=[orjson.dumps(s.features).decode() for s in scored],
+        features=np.array([[np.nan if (v := s.features.get(name)) is None else v for name in FEATURE_NAMES] for s in scored],
+                          dtype=np.float32).reshape(len(scored), len(FEATURE_NAMES)),
         versions=VERSIONS,
         risk_cutoffs=(settings.RISK_MEDIUM, settings.RISK_HIGH),
     )

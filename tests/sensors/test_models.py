@@ -92,3 +92,102 @@ def test_prediction_is_unique_per_sensor_and_timestamp(sensor):
     Prediction.objects.create(**fields)
     with pytest.raises(IntegrityError), transaction.atomic():
         Prediction.objects.create(**fields)
+
+
+# -- readings and predictions keep their sensor without a database foreign key ------
+
+@pytest.mark.django_db(transaction=True)
+def test_sensor_delete_waits_for_a_batch_that_locked_it_and_removes_its_readings(make_sensor):
+    """The guarantee the foreign key gave: no reading outlives its sensor, even when a batch commits mid-delete."""
+    import threading
+
+    from django.db import connections
+
+    from predictions.models import Prediction
+    from sensors.pipeline import process_readings
+    from sensors.records import ReadingIn
+    from sensors.services import sensors_delete
+
+    sensor = make_sensor("DEL-001", flood_stage_m=4.0)
+    now = timezone.now().replace(microsecond=0)
+    batch = [ReadingIn(sensor_id="DEL-001", timestamp=now - timedelta(minutes=i), received_at=now, water_level=1.0) for i in range(5)]
+    locked, release, deleted = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def batch_holding_its_lock():
+        # process_readings looks the sensor up (FOR KEY SHARE) inside its transaction;
+        # hold that transaction open until the delete has been started.
+        import sensors.pipeline as pipeline
+
+        original = pipeline.readings_store_batch
+
+        def store_then_wait(**kwargs):
+            stored = original(**kwargs)
+            locked.set()
+            release.wait(10)
+            return stored
+
+        pipeline.readings_store_batch = store_then_wait
+        try:
+            process_readings(readings=batch)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            pipeline.readings_store_batch = original
+            connections.close_all()
+
+    def delete():
+        try:
+            sensors_delete(sensor_ids=[sensor.pk])
+            deleted.set()
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=batch_holding_its_lock)
+    writer.start()
+    assert locked.wait(10)
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    assert not deleted.wait(1.0), "the delete must wait for the batch that locked the sensor"
+    release.set()
+    writer.join(10)
+    deleter.join(10)
+    assert not errors and deleted.is_set()
+    assert not Reading.objects.filter(sensor_id=sensor.pk).exists()
+    assert not Prediction.objects.filter(sensor_id=sensor.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_for_a_deleted_sensor_is_refused_as_unknown(make_sensor):
+    from sensors.pipeline import UnknownSensors, process_readings
+    from sensors.records import ReadingIn
+    from sensors.services import sensors_delete
+
+    sensor = make_sensor("DEL-002")
+    sensors_delete(sensor_ids=[sensor.pk])
+    now = timezone.now()
+    with pytest.raises(UnknownSensors):
+        process_readings(readings=[ReadingIn(sensor_id="DEL-002", timestamp=now, received_at=now, rainfall=1.0)])
+    assert not Reading.objects.exists()
+
+
+def test_prediction_features_are_stored_as_a_float32_vector_and_read_back_by_name(sensor):
+    from predictions.features import FEATURE_NAMES
+    from predictions.models import Prediction
+
+    now = timezone.now()
+    Prediction.objects.create(sensor=sensor, timestamp=now, landslide_probability=0.1, flood_probability=0.2,
+                              landslide_risk="low", flood_risk="low", landslide_model_version="a", flood_model_version="b",
+                              features={"rain_72h": 0.1, "water_level": 2.5})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_typeof(features)::text, features FROM predictions_prediction")
+        (kind, stored), = cursor.fetchall()
+    assert kind == "real[]" and len(stored) == len(FEATURE_NAMES)
+    features = Prediction.objects.get().features
+    assert list(features) == list(FEATURE_NAMES)
+    assert features["rain_72h"] == 0.1 and features["water_level"] == 2.5  # float32, printed shortest
+    assert features["rainfall"] is None  # absent: missing, not zero
+    with pytest.raises(ValueError, match="unknown feature"):
+        Prediction.objects.create(sensor=sensor, timestamp=now + timedelta(seconds=1), landslide_probability=0.1,
+                                  flood_probability=0.2, landslide_risk="low", flood_risk="low",
+                                  landslide_model_version="a", flood_model_version="b", features={"rain_99h": 1.0})
