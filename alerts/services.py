@@ -497,8 +497,11 @@ def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run) -> int:
     """Lock the batch's sensors, load their active alerts, let ``run`` apply the rules, write the changes.
 
     Runs inside the pipeline's batch transaction. Two queries load the batch's
-    sensors (locked, so ack/resolve, the stale check and a rebalanced consumer
-    serialise with us per sensor) and their active alerts; decisions are made
+    sensors (locked FOR NO KEY UPDATE in pk order, so the stale check and a
+    rebalanced consumer serialise with us per sensor; not FOR UPDATE, which
+    would deadlock two batches that both hold the lookup's FOR KEY SHARE,
+    see ``sensors.pipeline.sensor_pks_for``) and their active alerts (locked,
+    so ack/resolve serialise with us); decisions are made
     in Python; only changed alerts are written, in bulk. Existing alerts are
     updated before new ones are inserted, because an alert resolved in this
     batch must leave the (sensor, hazard) slot free for one raised later in it.
@@ -508,7 +511,7 @@ def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run) -> int:
     policy = _Policy.current()
     sensors = {
         sensor.pk: _sensor_rules(sensor, now)
-        for sensor in Sensor.objects.select_for_update(of=("self",)).filter(pk__in=sensor_pks).order_by("pk")
+        for sensor in Sensor.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=sensor_pks).order_by("pk")
     }
     active = {
         (a.sensor_id, a.hazard): a

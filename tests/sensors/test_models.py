@@ -191,3 +191,51 @@ def test_prediction_features_are_stored_as_a_float32_vector_and_read_back_by_nam
         Prediction.objects.create(sensor=sensor, timestamp=now + timedelta(seconds=1), landslide_probability=0.1,
                                   flood_probability=0.2, landslide_risk="low", flood_risk="low",
                                   landslide_model_version="a", flood_model_version="b", features={"rain_99h": 1.0})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_for_the_same_sensors_both_commit(make_sensor):
+    """Two pipelines (eager API workers, or consumers during a rebalance) that looked up the same sensors must not deadlock."""
+    import threading
+
+    from django.db import connections
+
+    from predictions.models import Prediction
+    from sensors.pipeline import process_readings
+    from sensors.records import ReadingIn
+
+    for code in ("CON-1", "CON-2"):
+        make_sensor(code, flood_stage_m=1.0)
+    now = timezone.now().replace(microsecond=0)
+    both_looked_up = threading.Barrier(2, timeout=10)
+    errors = []
+
+    import sensors.pipeline as pipeline
+
+    original = pipeline.readings_store_batch
+
+    def store_after_both_locked(**kwargs):
+        both_looked_up.wait()  # both transactions now hold their lookup locks on both sensors
+        return original(**kwargs)
+
+    def batch(offset: int):
+        try:
+            readings = [ReadingIn(sensor_id=code, timestamp=now - timedelta(minutes=offset + i), received_at=now, water_level=2.0)
+                        for code in ("CON-2", "CON-1") for i in range(3)]
+            process_readings(readings=readings)  # water above flood stage: the alert stage locks the sensors too
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pipeline.readings_store_batch = store_after_both_locked
+    try:
+        threads = [threading.Thread(target=batch, args=(offset,)) for offset in (0, 10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        pipeline.readings_store_batch = original
+    assert not errors, errors
+    assert Reading.objects.count() == 12 and Prediction.objects.count() == 12
