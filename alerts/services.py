@@ -71,6 +71,7 @@ from django.utils import timezone
 
 from sensors.models import Sensor
 from sensors.records import ScoredReading
+from warning_system.db import binary_cursor, bulk_create_binary
 
 from . import outbox
 from .cache import alerts_generation_bump_on_commit
@@ -363,7 +364,7 @@ def _bulk_update(alerts: list[Alert]) -> None:
     assign = ", ".join(
         f"{quote(c)} = v.{quote(c)}" + ("::jsonb" if c == "features" else "") for c in names
     )
-    arrays = ", ".join(["%s::bigint[]", *(f"%s::{'text' if t == 'jsonb' else t}[]" for t in _UPDATE_COLUMNS.values())])
+    arrays = ", ".join(["%b::bigint[]", *(f"%b::{'text' if t == 'jsonb' else t}[]" for t in _UPDATE_COLUMNS.values())])
     columns = ", ".join(["id", *(quote(c) for c in names)])
     params = [[a.pk for a in alerts]]
     for c in names:
@@ -371,10 +372,12 @@ def _bulk_update(alerts: list[Alert]) -> None:
             params.append([json.dumps(a.features) for a in alerts])
         else:
             params.append([getattr(a, c) for a in alerts])
-    with connection.cursor() as cursor:
+    # Binary arrays (as in warning_system.db.bulk_create_binary): no per-element quoting.
+    with connection.wrap_database_errors, binary_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(Alert._meta.db_table)} AS a SET {assign} FROM unnest({arrays}) AS v({columns}) WHERE a.id = v.id",
             params,
+            binary=True,
         )
 
 
@@ -528,9 +531,9 @@ def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run) -> int:
             alert.updated_at = now
         _bulk_update(list(state.changed.values()))
     if state.created:
-        Alert.objects.bulk_create(state.created)
+        bulk_create_binary(Alert, state.created)
     if state.events:
-        AlertEvent.objects.bulk_create(state.events)
+        bulk_create_binary(AlertEvent, state.events)
     if state.changed or state.created:
         alerts_generation_bump_on_commit()
     if state.events:

@@ -8,6 +8,7 @@ cost per history row matters more than the cost per target.
 
     .venv/bin/python bench/bench_features.py                      # 1-minute cadence, full windows
     .venv/bin/python bench/bench_features.py --history 300        # sparse history
+    .venv/bin/python bench/bench_features.py --glibc-defaults     # without the consumer's allocator setting
 """
 from __future__ import annotations
 
@@ -34,7 +35,13 @@ def main() -> None:
     parser.add_argument("--missing", type=float, default=0.1, help="fraction of missing values per column")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=30, help="calls per round")
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="leave glibc's allocator as it is instead of the consumer's setting (warning_system.malloc)")
     args = parser.parse_args()
+    if not args.glibc_defaults:
+        from warning_system.malloc import keep_heap_for_arrays
+
+        keep_heap_for_arrays()
 
     rng = np.random.default_rng(0)
     rows = args.history + args.targets
@@ -62,6 +69,7 @@ def main() -> None:
         per_call.append((time.process_time() - start) / args.calls)
     best, median = min(per_call), statistics.median(per_call)
     targets = args.sensors * args.targets
+    print(f"allocator: {'glibc defaults' if args.glibc_defaults else 'the consumer setting (warning_system.malloc)'}")
     print(f"{args.sensors} sensors x ({args.history:,} history + {args.targets} targets) rows per call, "
           f"{args.rounds} rounds of {args.calls} calls (CPU time)")
     print(f"per call: median {median * 1e3:.2f} ms, best {best * 1e3:.2f} ms")

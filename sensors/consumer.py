@@ -27,8 +27,6 @@ Failure handling:
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -43,6 +41,7 @@ from alerts.outbox import publish_pending
 from alerts.services import alerts_raise_stale
 from predictions.windows import SensorWindows
 from warning_system.kafka import consumer_config, producer_config
+from warning_system.malloc import keep_heap_for_arrays, release_free_memory
 
 from .messages import InvalidMessage, decode_reading
 from .pipeline import PipelineResult, UnknownSensors, process_readings
@@ -114,25 +113,6 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
-def _free_memory_releaser():
-    """glibc's ``malloc_trim``, or a no-op where the C library has none (musl, macOS).
-
-    Each batch allocates tens of megabytes of short-lived arrays and objects
-    while the sensors' windows (predictions.windows) are re-allocated among
-    them, so freed memory ends up in holes the heap cannot give back: with
-    1,000 sensors' windows the RSS grew from 264 to 357 MB over ten batches
-    of 20,000 (bench/bench_consumer.py --sensors 1000 --history 4400000
-    --cadence-seconds 60 --order time). ``malloc_trim(0)`` returns the free
-    pages of every arena to the system, a few milliseconds once per batch.
-    """
-    path = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(path), "malloc_trim", None) if path else None
-    if trim is None:
-        return lambda: None
-    return lambda: trim(0)
-
-
-_release_free_memory = _free_memory_releaser()
 
 
 class TransientFailure(RuntimeError):
@@ -183,6 +163,7 @@ class ReadingsConsumer:
         # long as the process: out of the collector's way. Full collections walked them
         # all, 5 µs per reading (10 % of the consumer's CPU, bench/bench_consumer.py --stages).
         gc.freeze()
+        keep_heap_for_arrays()
         self._consumer = Consumer(consumer_config(group=self.group))
         self._producer = Producer(producer_config())
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
@@ -290,7 +271,7 @@ class ReadingsConsumer:
                 self._consumer.resume(paused)
         self._commit(self._batch)
         self._record(outcome)
-        _release_free_memory()
+        release_free_memory()
         # After a batch that wrote alert events, or that was retried (a failed
         # attempt may have committed its events before the dead-letter send
         # failed). Other batches skip the query; API-made events that could
