@@ -14,7 +14,8 @@ writes: each acknowledged reading is stored exactly once.
 
 Failure handling:
 
-- poison (undecodable, invalid, unknown sensor): to ``KAFKA_DLQ_TOPIC`` with
+- poison (undecodable, invalid, unknown sensor, or a row PostgreSQL itself
+  rejects as data: found by halving the batch): to ``KAFKA_DLQ_TOPIC`` with
   the original key/value/headers plus headers naming the error and the
   source topic/partition/offset, then committed — never a crash loop;
 - anything else (PostgreSQL down or restarting, connection terminated,
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.conf import settings
-from django.db import connection
+from django.db import DataError, IntegrityError, connection
 
 from alerts.outbox import publish_pending
 from alerts.services import alerts_raise_stale
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     message: Message
-    error: str  # stable class: "invalid_message" | "unknown_sensor"
+    error: str  # stable class: "invalid_message" | "unknown_sensor" | "rejected_by_database"
     reason: str
 
 
@@ -82,10 +83,26 @@ def process_batch(messages: Sequence[Message], *, windows: SensorWindows | None 
             continue
         readings.append(reading)
         sources.append(message)
+    _process(readings, sources, outcome, windows)
+    return outcome
+
+
+# SQLSTATEs that say the data itself is unacceptable: retrying the same rows
+# can never succeed. Class 22 (data exception), not-null and check violations.
+_REJECTED_CLASSES = ("22",)
+_REJECTED_STATES = ("23502", "23514")
+
+
+def _rejected_by_database(exc: BaseException) -> bool:
+    state = getattr(exc.__cause__, "sqlstate", None) or ""
+    return isinstance(exc, (DataError, IntegrityError)) and (state[:2] in _REJECTED_CLASSES or state in _REJECTED_STATES)
+
+
+def _process(readings: list[ReadingIn], sources: list[Message], outcome: BatchOutcome, windows: SensorWindows | None) -> None:
+    """Run the pipeline on the readings, setting poison aside (unknown sensors, rows the database rejects)."""
     while True:
         try:
-            outcome.result = process_readings(readings=readings, windows=windows)
-            return outcome
+            result = process_readings(readings=readings, windows=windows)
         except UnknownSensors as exc:
             # Set the strangers aside and process the rest; looping covers a
             # sensor deleted between the two attempts.
@@ -98,6 +115,32 @@ def process_batch(messages: Sequence[Message], *, windows: SensorWindows | None 
                     kept_readings.append(reading)
                     kept_sources.append(message)
             readings, sources = kept_readings, kept_sources
+            continue
+        except (DataError, IntegrityError) as exc:
+            if not _rejected_by_database(exc):
+                raise  # e.g. a unique violation from a concurrent writer: transient, retry the batch
+            # A row the validation let through but the database refuses (a
+            # constraint an operator added, a value out of a type's range):
+            # retrying the batch would block the partition for ever. Halve it
+            # until the culprit stands alone and dead-letter it; the other
+            # halves commit in their own transactions (idempotent, like any
+            # re-delivery). The rolled-back readings may be in the windows.
+            if windows is not None:
+                windows.clear()
+            if len(readings) == 1:
+                logger.warning("consumer.rejected_by_database", extra={"sensor_id": readings[0].sensor_id, "error": str(exc)[:300]})
+                outcome.dead_letters.append(DeadLetter(sources[0], "rejected_by_database", str(exc).strip()))
+                return
+            middle = len(readings) // 2
+            _process(readings[:middle], sources[:middle], outcome, windows)
+            _process(readings[middle:], sources[middle:], outcome, windows)
+            return
+        merged = outcome.result
+        merged.received += result.received
+        merged.stored.extend(result.stored)
+        merged.predictions += result.predictions
+        merged.alert_changes += result.alert_changes
+        return
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

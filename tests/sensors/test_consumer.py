@@ -1,6 +1,7 @@
 """The readings consumer against the real broker and PostgreSQL: storing, idempotency, dead letters."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import orjson
@@ -129,6 +130,40 @@ def test_poison_messages_go_to_the_dlq_with_original_bytes_and_error_headers(kaf
         assert h["dlq.source_topic"] == kafka_topics.KAFKA_READINGS_TOPIC.encode()
         assert h["dlq.source_partition"] == b"0"
         assert h["dlq.source_offset"] == str(offset).encode()
+
+
+@pytest.fixture
+def stricter_database():
+    """A CHECK the message validation does not know (an operator's rule, schema drift): rainfall 123.4 is refused."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE sensors_reading ADD CONSTRAINT test_no_123_4 CHECK (rainfall IS DISTINCT FROM 123.4)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE sensors_reading DROP CONSTRAINT IF EXISTS test_no_123_4")
+
+
+def test_rows_the_database_rejects_are_dead_lettered_and_the_rest_stored(kafka_topics, sensor, stricter_database):
+    """Data the database refuses is poison, not an outage: retrying it would block the partition for ever."""
+    create_test_topics(partitions=1)
+    readings = make_readings([sensor.sensor_id], 40)
+    culprits = {5, 31}
+    readings = [dataclasses.replace(r, rainfall=123.4) if i in culprits else r for i, r in enumerate(readings)]
+    ends = produce_readings(readings)
+
+    with ThreadedConsumer(batch_size=100):
+        wait_for(lambda: _all_committed(kafka_topics, ends), timeout=30, message="offsets committed past the rejected rows")
+    dead = read_topic(kafka_topics.KAFKA_DLQ_TOPIC, expected=2)
+
+    assert _stored_keys() == {(r.sensor_id, r.timestamp) for i, r in enumerate(readings) if i not in culprits}
+    assert Prediction.objects.count() == len(readings) - 2
+    headers = [dict(m.headers()) for m in dead]
+    assert [h["dlq.error"] for h in headers] == [b"rejected_by_database"] * 2
+    assert all(b"test_no_123_4" in h["dlq.reason"] for h in headers)
+    assert sorted(int(h["dlq.source_offset"]) for h in headers) == sorted(culprits)
 
 
 def test_consumer_publishes_pending_alert_events_after_a_committed_batch(kafka_topics, sensor):
