@@ -24,8 +24,9 @@ database again:
 - a reading older than its window's start (more than ``SLACK`` behind the
   sensor's newest) is scored from the database.
 
-Memory: about 24 bytes a row (see ``_encode``), at most ``WINDOW_CACHE_ROWS``
-rows; a sensor whose window does not fit is scored from the database.
+Memory: 16 bytes a row for typical readings (see ``_encode``), at most
+``WINDOW_CACHE_MB`` in all; a sensor whose window does not fit is scored
+from the database.
 """
 from __future__ import annotations
 
@@ -43,41 +44,54 @@ WINDOW_US = 72 * 3600 * US_PER_SECOND
 # scored from the window; windows keep this much more than 72 h.
 SLACK_US = 3600 * US_PER_SECOND
 
-# Measurements are kept as int32 thousandths when that is exact for a whole
-# column (stations report at most 3 decimals), else as the float64 stored:
-# 24 instead of 40 bytes a row, so 1,000 sensors at a 1-minute cadence
-# (4.4 M rows) take ~105 MB instead of ~176 MB (the consumer's RSS budget is
-# 300 MB). Decoding divides by the same 1000.0 the check used, so it gives
-# back the very same float64.
+# Measurements are kept as exact thousandths in the narrowest integer type
+# that holds a whole column (int16 up to +-32.767, which covers soil moisture
+# and, in most hours, rainfall, water level and ground movement; else int32),
+# or as the float64 stored when a value has more than 3 decimals (stations
+# report at most 3). A row is then 16 bytes (int64 timestamp + 4 x int16)
+# instead of 40: 1,000 sensors at a 1-minute cadence (4.4 M rows) take
+# ~70 MB, which fits the consumer's 300 MB RSS budget with the models and a
+# batch in flight. Decoding divides by the same 1000.0 the check used, so it
+# gives back the very same float64. The most negative value of each integer
+# type marks a missing value.
 _SCALE = 1000.0
-_MISSING = np.iinfo(np.int32).min
-_LIMIT = 2.0**31 - 1
+_INTEGER_TYPES = (np.dtype(np.int16), np.dtype(np.int32))
 
 
 def _encode(column: np.ndarray) -> np.ndarray:
-    """A float64 column (NaN = missing) as int32 thousandths when exact, else as float64."""
+    """A float64 column (NaN = missing) as int16/int32 thousandths when exact, else as float64."""
     missing = np.isnan(column)
     with np.errstate(invalid="ignore"):
         scaled = np.rint(column * _SCALE)
-        exact = (np.abs(scaled) < _LIMIT) & (scaled / _SCALE == column) & (np.signbit(scaled) == np.signbit(column))
-    if np.all(exact | missing):
-        return np.where(missing, _MISSING, scaled).astype(np.int32)
+        exact = (scaled / _SCALE == column) & (np.signbit(scaled) == np.signbit(column))
+    if not np.all(exact | missing):
+        return np.array(column, dtype=np.float64)
+    present = scaled[~missing]
+    peak = float(np.max(np.abs(present))) if len(present) else 0.0
+    for dtype in _INTEGER_TYPES:
+        info = np.iinfo(dtype)
+        if peak <= info.max:  # info.min (one below -info.max) is the missing marker
+            return np.where(missing, info.min, scaled).astype(dtype)
     return np.array(column, dtype=np.float64)
 
 
 def _decode(column: np.ndarray) -> np.ndarray:
-    if column.dtype != np.int32:
+    if column.dtype.kind != "i":
         return column
     out = column / _SCALE
-    out[column == _MISSING] = np.nan
+    out[column == np.iinfo(column.dtype).min] = np.nan
     return out
 
 
 def _concat(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Two stored columns end to end; float64 unless both are exact int32 thousandths."""
+    """Two stored columns end to end, in the narrowest type that holds both exactly."""
     if old.dtype != new.dtype:
-        old, new = _decode(old), _decode(new)
+        return _encode(np.concatenate((_decode(old), _decode(new))))
     return np.concatenate((old, new))
+
+
+def _nbytes(us: np.ndarray, columns: list[np.ndarray]) -> int:
+    return us.nbytes + sum(c.nbytes for c in columns)
 
 
 @dataclass(slots=True)
@@ -92,6 +106,10 @@ class Window:
     def __len__(self) -> int:
         return len(self.us)
 
+    @property
+    def nbytes(self) -> int:
+        return _nbytes(self.us, self.columns)
+
     def between(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows with lo < timestamp <= hi (the database query's half-open window): µs, float64 (4, n) values."""
         i, j = np.searchsorted(self.us, (lo, hi), side="right")
@@ -99,24 +117,28 @@ class Window:
 
 
 class SensorWindows:
-    """Complete recent windows by sensor pk, bounded in rows; see the module docstring."""
+    """Complete recent windows by sensor pk, bounded in bytes; see the module docstring."""
 
-    def __init__(self, *, max_rows: int, ttl_seconds: float):
-        self.max_rows = max_rows
+    def __init__(self, *, max_bytes: int, ttl_seconds: float):
+        self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
         self._windows: dict[int, Window] = {}
-        self._rows = 0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._windows)
 
     @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @property
     def rows(self) -> int:
-        return self._rows
+        return sum(len(window) for window in self._windows.values())
 
     def clear(self) -> None:
         self._windows.clear()
-        self._rows = 0
+        self._bytes = 0
 
     def covering(self, sensor_pk: int, lo: int) -> Window | None:
         """The sensor's window if it holds every stored reading after ``lo`` (µs), else None."""
@@ -132,18 +154,18 @@ class SensorWindows:
         """Keep a window read from the database: every stored reading of the sensor after ``start``.
 
         ``values``: float64 (4, n), NaN = missing. Left out (the sensor stays
-        on the database path) when it would not fit in ``max_rows``.
+        on the database path) when it would not fit in ``max_bytes``.
         """
         self._drop(sensor_pk)
         keep = 0
         if len(us) and (cut := int(us[-1]) - WINDOW_US - SLACK_US) > start:
             start, keep = cut, int(np.searchsorted(us, cut, side="right"))
-        if self._rows + len(us) - keep > self.max_rows:
-            logger.debug("windows.full", extra={"sensor_pk": sensor_pk, "rows": self._rows})
-            return
         window = Window(start, us[keep:].copy(), [_encode(v[keep:]) for v in values], time.monotonic() + self.ttl_seconds)
+        if self._bytes + window.nbytes > self.max_bytes:
+            logger.debug("windows.full", extra={"sensor_pk": sensor_pk, "bytes": self._bytes})
+            return
         self._windows[sensor_pk] = window
-        self._rows += len(window)
+        self._bytes += window.nbytes
 
     def add(self, window: Window, sensor_pk: int, us: np.ndarray, values: np.ndarray) -> None:
         """Add readings just stored (``us`` ascending, none already in the window, all after its start).
@@ -151,7 +173,7 @@ class SensorWindows:
         Rows that neither these readings nor one up to ``SLACK`` behind the
         newest can need are forgotten in the same copy.
         """
-        before = len(window)
+        before = window.nbytes
         keep = self._cut(window, min(int(us[-1]) - WINDOW_US - SLACK_US, int(us[0]) - WINDOW_US))
         new_columns = [_encode(v) for v in values]
         if not len(window) or us[0] > window.us[-1]:
@@ -164,8 +186,8 @@ class SensorWindows:
             order = np.argsort(merged_us, kind="stable")
             window.us = merged_us[order]
             window.columns = [_concat(old[keep:], new)[order] for old, new in zip(window.columns, new_columns)]
-        self._rows += len(window) - before
-        if self._rows > self.max_rows:
+        self._bytes += window.nbytes - before
+        if self._bytes > self.max_bytes:
             self._drop(sensor_pk)
 
     @staticmethod
@@ -183,4 +205,4 @@ class SensorWindows:
     def _drop(self, sensor_pk: int) -> None:
         window = self._windows.pop(sensor_pk, None)
         if window is not None:
-            self._rows -= len(window)
+            self._bytes -= window.nbytes

@@ -194,7 +194,7 @@ class ReadingsConsumer:
         self._next_outbox = 0.0
         # Recent readings of the sensors of our partitions, so scoring need not re-read them
         # (172 -> 80 µs CPU per reading with 1,000 sensors' 72 h at a 1-minute cadence: predictions.services).
-        self._windows = SensorWindows(max_rows=settings.WINDOW_CACHE_ROWS, ttl_seconds=settings.WINDOW_CACHE_SECONDS)
+        self._windows = SensorWindows(max_bytes=int(settings.WINDOW_CACHE_MB * 2**20), ttl_seconds=settings.WINDOW_CACHE_SECONDS)
 
     # -- lifecycle ---------------------------------------------------------
     def stop(self) -> None:
@@ -409,6 +409,7 @@ class ReadingsConsumer:
                 "lag": self._lag(),
                 "windows": len(self._windows),
                 "window_rows": self._windows.rows,
+                "window_bytes": self._windows.nbytes,
                 "seconds": round(elapsed, 1),
             },
         )

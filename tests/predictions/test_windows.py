@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from predictions.models import Prediction
@@ -73,8 +74,8 @@ def _feed(batches: list[list[ReadingIn]], twins, windows: SensorWindows) -> None
         process_readings(readings=_as(database.sensor_id, batch))
 
 
-@pytest.mark.parametrize("max_rows", [1_000_000, 150], ids=["fits", "outgrows-the-budget"])
-def test_windows_give_the_features_of_the_database_path_for_late_and_out_of_order_readings(twins, max_rows):
+@pytest.mark.parametrize("max_bytes", [16_000_000, 150 * 16], ids=["fits", "outgrows-the-budget"])
+def test_windows_give_the_features_of_the_database_path_for_late_and_out_of_order_readings(twins, max_bytes):
     readings = _series("X", count=330, minutes=20)  # 110 h: the window moves past its first readings
     very_late = readings[10]  # 3 days behind the newest: older than the window's start
     behind_slack = readings[300]  # 3 h behind: inside the window, but its 72 h reach back before the start
@@ -83,10 +84,10 @@ def test_windows_give_the_features_of_the_database_path_for_late_and_out_of_orde
     before, tail = [r for r in live if r.timestamp < readings[310].timestamp], [r for r in live if r.timestamp >= readings[310].timestamp]
     random.Random(3).shuffle(tail)
     batches = [before[i : i + 7] for i in range(0, len(before), 7)] + [[behind_slack], tail[:9], tail[9:], [slightly_late]]
-    windows = SensorWindows(max_rows=max_rows, ttl_seconds=3600)
+    windows = SensorWindows(max_bytes=max_bytes, ttl_seconds=3600)
 
     _feed(batches, twins, windows)
-    if max_rows >= 1_000_000:
+    if max_bytes >= 16_000_000:
         assert len(windows) == 1  # the cached path was the one taken
         assert 0 < windows.rows <= 75 * 3  # about 73 h at a 20-minute cadence, not the 110 h stored
     _feed([[very_late]], twins, windows)
@@ -99,21 +100,22 @@ def test_windows_give_the_features_of_the_database_path_for_late_and_out_of_orde
 def test_sensor_first_seen_after_a_restart_reads_its_window_from_the_database(twins):
     readings = _series("X", count=120, minutes=30)
     history, after = readings[:100], readings[100:]
-    _feed([history[i : i + 10] for i in range(0, 100, 10)], twins, SensorWindows(max_rows=10**6, ttl_seconds=3600))
+    _feed([history[i : i + 10] for i in range(0, 100, 10)], twins, SensorWindows(max_bytes=16_000_000, ttl_seconds=3600))
 
-    restarted = SensorWindows(max_rows=10**6, ttl_seconds=3600)
+    restarted = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
     _feed([after[:5], after[5:]], twins, restarted)
 
     cached, database = twins
     assert _predictions(cached) == _predictions(database)
     window = restarted.covering(cached.pk, 2**62)
     assert window is not None and len(window) == 120  # every stored reading: none is 73 h older than the newest
-    assert {c.dtype.name for c in window.columns} == {"int32"}  # reported to 3 decimals: kept as exact thousandths
+    assert {c.dtype.kind for c in window.columns} == {"i"}  # reported to 3 decimals: kept as exact thousandths
+    assert window.nbytes < 24 * len(window)  # small values: int16 columns
 
 
 def test_readings_written_behind_a_window_are_seen_once_it_expires(twins):
     readings = _series("X", count=80, minutes=30)
-    windows = SensorWindows(max_rows=10**6, ttl_seconds=0)  # expired at once: every batch re-reads
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=0)  # expired at once: every batch re-reads
     _feed([readings[i : i + 10] for i in range(0, 60, 10)], twins, windows)
     cached, database = twins
     behind = [
@@ -130,7 +132,7 @@ def test_readings_written_behind_a_window_are_seen_once_it_expires(twins):
 
 def test_a_batch_older_than_every_window_is_scored_from_the_database(twins):
     readings = _series("X", count=200, minutes=30)
-    windows = SensorWindows(max_rows=10**6, ttl_seconds=3600)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
     _feed([readings[100:110], readings[110:200]], twins, windows)
     _feed([readings[:50], readings[50:100]], twins, windows)  # days late: re-scores the newer readings
 
@@ -146,7 +148,7 @@ def test_readings_with_more_than_three_decimals_keep_every_digit_in_a_window(twi
         ReadingIn(r.sensor_id, r.timestamp + timedelta(hours=30), r.received_at, *(getattr(p, f) for f in ("rainfall", "soil_moisture", "ground_movement", "water_level")))
         for r, p in zip(reported, _series("X", count=60, minutes=30, seed=8, decimals=None))
     ]
-    windows = SensorWindows(max_rows=10**6, ttl_seconds=3600)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
 
     _feed([reported[i : i + 10] for i in range(0, 60, 10)] + [precise[i : i + 10] for i in range(0, 60, 10)], twins, windows)
 
@@ -165,9 +167,23 @@ def test_a_reading_just_over_72_hours_late_does_not_leave_its_window_incomplete(
     ]
     late, later = readings[91], readings[302]  # 72 h 40 min behind the newest; then one its 72 h reach
     in_order = [r for r in readings if r not in (late, later)]
-    windows = SensorWindows(max_rows=10**6, ttl_seconds=3600)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
 
     _feed([in_order[i : i + 10] for i in range(0, len(in_order), 10)] + [[late], [later]], twins, windows)
 
     cached, database = twins
     assert _predictions(cached) == _predictions(database)
+
+
+def test_window_columns_widen_when_a_value_outgrows_them_and_values_come_back_exact():
+    from predictions.windows import _concat, _decode, _encode
+
+    small = np.array([0.25, np.nan, 32.767, -32.767])
+    large = np.array([499.9, np.nan])
+    precise = np.array([0.1234])
+    assert _encode(small).dtype == np.int16 and _encode(large).dtype == np.int32 and _encode(precise).dtype == np.float64
+    for left, right in ((small, large), (small, precise), (large, small)):
+        joined = _concat(_encode(left), _encode(right))
+        np.testing.assert_array_equal(_decode(joined), np.concatenate((left, right)))  # NaN stays missing, digits exact
+    assert _concat(_encode(small), _encode(large)).dtype == np.int32
+    assert _concat(_encode(small), _encode(precise)).dtype == np.float64

@@ -41,9 +41,9 @@ KAFKA_STALE_CHECK_SECONDS = env.float("KAFKA_STALE_CHECK_SECONDS", default=60.0)
 KAFKA_RETRY_MAX_BACKOFF_SECONDS = env.float("KAFKA_RETRY_MAX_BACKOFF_SECONDS", default=30.0)
 # The consumer keeps each of its sensors' last 73 h of readings in memory
 # (predictions.windows), so scoring does not read them back from PostgreSQL:
-# at most this many rows (~24 bytes each; 1,000 sensors at a 1-minute cadence
-# need ~4.4 M), the rest are scored from the database. Windows are re-read
+# at most this many megabytes (16 bytes a typical row; 1,000 sensors at a
+# 1-minute cadence need ~70 MB), the rest are scored from the database. Windows are re-read
 # after WINDOW_CACHE_SECONDS: the bound on how long readings written behind
 # the consumer's back (load_history into a live system) go unseen.
-WINDOW_CACHE_ROWS = env.int("WINDOW_CACHE_ROWS", default=2_000_000)
+WINDOW_CACHE_MB = env.float("WINDOW_CACHE_MB", default=80.0)
 WINDOW_CACHE_SECONDS = env.float("WINDOW_CACHE_SECONDS", default=600.0)
