@@ -35,6 +35,7 @@ import ctypes
 import gc
 import os
 import platform
+import time
 import traceback
 
 import gunicorn.workers.gthread
@@ -78,6 +79,28 @@ FIRST_DATA_WAIT_SECONDS = int(os.environ.get("GUNICORN_FIRST_DATA_WAIT_MS", "5")
 if not hasattr(gunicorn.workers.gthread, "DEFAULT_WORKER_DATA_TIMEOUT"):
     raise RuntimeError("gunicorn's gthread worker changed: review FIRST_DATA_WAIT_SECONDS in gunicorn.conf.py")
 gunicorn.workers.gthread.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_DATA_WAIT_SECONDS
+
+# gunicorn 27 bounds one more thing by that constant: after a keep-alive answer,
+# ``_keepalive_after`` drains whatever body the application left unread, with a
+# deadline of now + DEFAULT_WORKER_DATA_TIMEOUT that ``finish_body`` checks before its
+# first read. With 5 ms, a thread that waited a few ms for the GIL between the two
+# (32 threads share it) found the deadline passed and closed a connection whose body
+# had been read completely, right after answering it with keep-alive: the client's
+# next request met a closed socket. That was the 1-2 unexplained wrk read errors in
+# about half of the 60 s benchmark runs. The drain keeps gunicorn's own bound of 5 s
+# (tests/deploy/test_compose.py); the first-bytes wait above stays short.
+BODY_DRAIN_SECONDS = 5.0
+if not hasattr(gunicorn.workers.gthread.ThreadWorker, "_keepalive_after"):
+    raise RuntimeError("gunicorn's gthread worker changed: review BODY_DRAIN_SECONDS in gunicorn.conf.py")
+
+
+def _keepalive_after(self, conn, keepalive):
+    if not keepalive:
+        return False
+    return bool(conn.parser.finish_body(deadline=time.monotonic() + BODY_DRAIN_SECONDS))
+
+
+gunicorn.workers.gthread.ThreadWorker._keepalive_after = _keepalive_after
 
 # Connections each worker holds open (kept-alive ones included): device fleets and
 # load balancers keep many idle connections; beyond this a worker stops accepting.

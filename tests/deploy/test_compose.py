@@ -330,3 +330,43 @@ def test_gunicorn_workers_start_with_the_startup_objects_frozen_and_collection_o
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_a_fully_read_body_keeps_its_connection_alive_even_when_the_thread_stalls(monkeypatch):
+    """A kept-alive connection is closed only for a body left unread, never for a GIL stall of a few ms.
+
+    gunicorn 27 bounded the drain after each answer by the 5 ms first-bytes
+    wait, checked before the first read: a thread that waited for the GIL
+    in between closed a connection it had just answered with keep-alive.
+    """
+    import socket
+    from types import SimpleNamespace
+
+    import gunicorn.http.parser as parser_module
+    from gunicorn.http.parser import Parser
+    from gunicorn.workers import gthread
+
+    conf = _run_gunicorn_conf()
+    assert gthread.DEFAULT_WORKER_DATA_TIMEOUT == conf["FIRST_DATA_WAIT_SECONDS"] == 0.005
+    clock = [1000.0]
+
+    def stalling_clock() -> float:  # every reading of the clock is 20 ms after the last one
+        clock[0] += 0.020
+        return clock[0]
+
+    monkeypatch.setattr(parser_module.time, "monotonic", stalling_clock)
+    monkeypatch.setattr(gthread.time, "monotonic", stalling_clock)
+    near, far = socket.socketpair()
+    try:
+        parser = SimpleNamespace(mesg=SimpleNamespace(body=SimpleNamespace(read=lambda size: b"", failed=False)),
+                                 unreader=SimpleNamespace(sock=near))
+        parser.finish_body = lambda **kwargs: Parser.finish_body(parser, **kwargs)
+        conn = SimpleNamespace(parser=parser)
+
+        assert gthread.ThreadWorker._keepalive_after(None, conn, True) is True  # body read: stays alive
+        stock_deadline = clock[0] + gthread.DEFAULT_WORKER_DATA_TIMEOUT  # gunicorn's own method, with the 5 ms
+        assert Parser.finish_body(parser, deadline=stock_deadline) is False
+        assert gthread.ThreadWorker._keepalive_after(None, conn, False) is False  # the answer said close
+    finally:
+        near.close()
+        far.close()
