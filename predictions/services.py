@@ -15,7 +15,7 @@ rows, so the same features (tests/predictions/test_windows.py). Measured
 with bench/bench_consumer.py --readings 200000 --sensors 1000 --history
 4400000 --cadence-seconds 60 --order time (full 72 h windows at a 1-minute
 cadence), consumer plus PostgreSQL CPU per reading: 172 -> 80 µs with every
-window in memory, 102 µs with the default 2 M rows; peak RSS 1,059 -> 381 MB
+window in memory, 102 µs with a budget of 2 M rows (the default then; now WINDOW_CACHE_MB); peak RSS 1,059 -> 381 MB
 (features computed ``_SENSORS_PER_CHUNK`` sensors at a time).
 
 Late and out-of-order readings: features at t depend only on readings in
