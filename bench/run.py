@@ -300,7 +300,19 @@ class Bench:
 
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
-            self.log.lines.append("# --keep-data: sensors, history and alerts of a --seed-only run; new API keys; ANALYZE")
+                # Earlier runs on this data stored readings ahead of the cursor: start after the
+                # newest, or benchmarks 1-3 would post (sensor, timestamp)s already stored and
+                # benchmark 4 would time a consumer skipping duplicates.
+                cursor.execute(
+                    "SELECT max(x.ts) FROM sensors_sensor s CROSS JOIN LATERAL (SELECT r.timestamp AS ts FROM sensors_reading r "
+                    "WHERE r.sensor_id = s.id ORDER BY r.timestamp DESC LIMIT 1) x WHERE s.sensor_id LIKE %s",
+                    [SENSOR_PREFIX + "%"],
+                )
+                (newest,) = cursor.fetchone()
+            if newest is not None and newest.timestamp() >= self.cursor:
+                self.cursor = (int(newest.timestamp()) // 60 + 1) * 60
+            self.log.lines.append("# --keep-data: sensors, history and alerts of a --seed-only run (and of earlier runs); "
+                                  "new API keys; ANALYZE; benchmark readings start after the newest stored one")
             return
         Sensor.objects.bulk_create([
             Sensor(sensor_id=f"{SENSOR_PREFIX}{i:05d}", site=site, kind=Sensor.Kind.MULTI, flood_stage_m=4.0,
@@ -591,15 +603,18 @@ class Bench:
         else:
             steady = overall
         stored = Reading.objects.filter(id__gt=t["before_id"]).count()
-        predictions = Prediction.objects.count()
+        predictions = Prediction.objects.filter(created_at__gte=self.consumer_started).count()
         alerts = Alert.objects.filter(created_at__gte=self.consumer_started).count()
         self.add("4", "consumer end to end (Kafka → features → XGBoost → PostgreSQL), 1 process (manage.py consume_readings)",
                  "≥ 20,000 readings/s",
                  f"{steady:,.0f} readings/s from first commit to drained ({overall:,.0f}/s including start-up); "
                  f"{backlog:,} messages → {stored:,} readings stored, {predictions:,} predictions, {alerts:,} alerts raised",
-                 None if backlog < 10_000 else steady >= 20_000)
+                 None if backlog < 10_000 or stored < 0.9 * backlog else steady >= 20_000)
         if backlog < 10_000:
             self.notes.append(f"Benchmark 4 drained only {backlog:,} messages: too few to judge throughput (run 1-3 at full scale).")
+        elif stored < 0.9 * backlog:
+            self.notes.append(f"Benchmark 4 stored only {stored:,} of {backlog:,} messages as new readings: the rest were "
+                              "duplicates, which the consumer skips cheaply, so the rate is not judged.")
         script = ROOT / "bench" / "bench_consumer.py"
         if script.exists():
             print("[4b] bench/bench_consumer.py ...", flush=True)
