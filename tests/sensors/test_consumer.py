@@ -236,3 +236,26 @@ def test_touch_last_seen_never_moves_backwards(three_sensors):
 
     expected = BASE_TIME + timedelta(hours=1, minutes=10)
     assert set(Sensor.objects.values_list("last_seen_at", flat=True)) == {expected}
+
+
+def test_an_outbox_backlog_is_drained_sweep_after_sweep_not_one_sweep_per_batch(kafka_topics, sensor):
+    """A storm raises more events per batch than one sweep sends: the drain goes on while sweeps come back full."""
+    from confluent_kafka import Producer
+
+    from sensors.consumer import OUTBOX_SWEEP_EVENTS, ReadingsConsumer
+    from warning_system.kafka import producer_config
+
+    alert = Alert.objects.create(
+        sensor=sensor, hazard="flood", level="high", source="threshold", triggered_at=BASE_TIME,
+        last_triggered_at=BASE_TIME, value=5.2, threshold=4.0, message="water level 5.2 m above flood stage",
+    )
+    backlog = 2 * OUTBOX_SWEEP_EVENTS + 500
+    AlertEvent.objects.bulk_create([AlertEvent(alert=alert, kind="raised", level="high", status="open") for _ in range(backlog)])
+    create_test_topics()
+    consumer = ReadingsConsumer()
+    consumer._producer = Producer(producer_config())
+
+    consumer._publish_outbox()  # what runs after a batch that wrote alert events
+
+    assert AlertEvent.objects.filter(published_at__isnull=True).count() == 0
+    assert len(read_topic(kafka_topics.KAFKA_ALERTS_TOPIC, expected=backlog, timeout=30)) == backlog
