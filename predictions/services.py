@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import orjson
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -54,7 +53,7 @@ from sensors.records import MEASUREMENTS, ScoredReading, StoredReading
 from warning_system.db import binary_cursor
 
 from .features import FEATURE_NAMES, compute_features_grouped
-from .fields import snapshot_to_vector, vector_to_snapshot
+from .fields import vector_to_snapshot
 from .models import Prediction
 from .scoring import get_registry, risk_level
 from .windows import WINDOW_US, SensorWindows
@@ -366,11 +365,12 @@ def _upsert(*, sensor_pks: np.ndarray, us: np.ndarray, p_land: np.ndarray, p_flo
         with connection.wrap_database_errors, _numpy_cursor() as cursor:
             cursor.execute(sql, params, binary=True)
         return
+    features_field = Prediction._meta.get_field("features")  # the one definition of the stored form
     rows = [
         (
             int(pk), _UNIX_EPOCH + timedelta(microseconds=int(t)), float(pl), float(pf),
             risk_level(pl, medium, high), risk_level(pf, medium, high),
-            versions["landslide"], versions["flood"], orjson.dumps(snapshot_to_vector(vector)).decode(), now,
+            versions["landslide"], versions["flood"], features_field.get_db_prep_value(vector, connection), now,
         )
         for pk, t, pl, pf, vector in zip(sensor_pks.tolist(), us.tolist(), p_land.tolist(), p_flood.tolist(), features.tolist())
     ]

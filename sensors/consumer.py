@@ -95,7 +95,7 @@ _REJECTED_STATES = ("23502", "23514")
 
 def _rejected_by_database(exc: BaseException) -> bool:
     state = getattr(exc.__cause__, "sqlstate", None) or ""
-    return isinstance(exc, (DataError, IntegrityError)) and (state[:2] in _REJECTED_CLASSES or state in _REJECTED_STATES)
+    return state[:2] in _REJECTED_CLASSES or state in _REJECTED_STATES
 
 
 def _process(readings: list[ReadingIn], sources: list[Message], outcome: BatchOutcome, windows: SensorWindows | None) -> None:
