@@ -407,7 +407,7 @@ def alerts_evaluate_scored(*, scored: Sequence[ScoredReading]) -> int:
     return _evaluate_sensors(sensor_pks=list(by_sensor), readings=len(scored), run=run)
 
 
-def alerts_evaluate_batch(*, batch: ScoredBatch) -> int:
+def alerts_evaluate_batch(*, batch: ScoredBatch, loaded: AlertsLoaded | None = None) -> int:
     """Apply the rules to the pipeline's scored batch; returns the number of alert events written.
 
     Same decisions as ``alerts_evaluate_scored``, reading by reading in
@@ -427,6 +427,11 @@ def alerts_evaluate_batch(*, batch: ScoredBatch) -> int:
     On the benchmark's storm-heavy data (most readings trigger) the stage
     went from 26-32 to 15-17 µs CPU per reading (bench/bench_consumer.py,
     load ~3); on calm data almost every reading is skipped.
+
+    ``loaded``: the batch's sensors and alerts, loaded and locked earlier in
+    the transaction by ``alerts_load_batch`` (the consumer's pipeline does it
+    before scoring, so that the predictions' upsert can run while Python
+    applies the rules); it must cover every sensor of ``batch``.
     """
     n = len(batch)
     if not n:
@@ -493,25 +498,29 @@ def alerts_evaluate_batch(*, batch: ScoredBatch) -> int:
                 elif calms[i]:
                     _apply_calm(state, key, ts, now, policy)
 
-    return _evaluate_sensors(sensor_pks=pk_list, readings=n, run=run)
+    return _evaluate_sensors(sensor_pks=pk_list, readings=n, run=run, loaded=loaded)
 
 
-def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run) -> int:
-    """Lock the batch's sensors, load their active alerts, let ``run`` apply the rules, write the changes.
+@dataclass(frozen=True, slots=True)
+class AlertsLoaded:
+    """Some sensors' alert rules and active alerts, locked until the transaction ends (``alerts_load_batch``)."""
 
-    Runs inside the pipeline's batch transaction. Two queries load the batch's
-    sensors (locked FOR NO KEY UPDATE in pk order, so the stale check and a
-    rebalanced consumer serialise with us per sensor; not FOR UPDATE, which
-    would deadlock two batches that both hold the lookup's FOR KEY SHARE,
-    see ``sensors.pipeline.sensor_pks_for``) and their active alerts (locked,
-    so ack/resolve serialise with us); decisions are made
-    in Python; only changed alerts are written, in bulk. Existing alerts are
-    updated before new ones are inserted, because an alert resolved in this
-    batch must leave the (sensor, hazard) slot free for one raised later in it.
-    Any reading from a sensor resolves its "no data" alert, selected or not.
+    sensors: dict[int, _SensorRules]
+    active: dict[tuple[int, str], Alert]
+    now: datetime
+    policy: _Policy
+
+
+def alerts_load_batch(*, sensor_pks: list[int]) -> AlertsLoaded:
+    """Lock the sensors and load their rules and active alerts, for ``alerts_evaluate_batch`` later in the transaction.
+
+    Two queries: the sensors, locked FOR NO KEY UPDATE in pk order, so the
+    stale check and a rebalanced consumer serialise with us per sensor (not
+    FOR UPDATE, which would deadlock two batches that both hold the lookup's
+    FOR KEY SHARE, see ``sensors.pipeline.batch_sensors_lock``); and their
+    active alerts, locked, so acknowledge/resolve serialise with us.
     """
     now = timezone.now()
-    policy = _Policy.current()
     sensors = {
         sensor.pk: _sensor_rules(sensor, now)
         for sensor in Sensor.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=sensor_pks).order_by("pk")
@@ -520,6 +529,26 @@ def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run) -> int:
         (a.sensor_id, a.hazard): a
         for a in Alert.objects.select_for_update().filter(sensor_id__in=sensor_pks, status__in=Alert.ACTIVE_STATUSES)
     }
+    return AlertsLoaded(sensors, active, now, _Policy.current())
+
+
+def _evaluate_sensors(*, sensor_pks: list[int], readings: int, run, loaded: AlertsLoaded | None = None) -> int:
+    """Lock the batch's sensors, load their active alerts, let ``run`` apply the rules, write the changes.
+
+    Runs inside the pipeline's batch transaction; ``alerts_load_batch`` does
+    the loading and locking unless the caller did (``loaded``, which may
+    cover more sensors than ``sensor_pks``: only theirs are used).
+    Decisions are made in Python; only changed alerts are written, in bulk.
+    Existing alerts are updated before new ones are inserted, because an
+    alert resolved in this batch must leave the (sensor, hazard) slot free
+    for one raised later in it. Any reading from a sensor resolves its
+    "no data" alert, selected or not.
+    """
+    if loaded is None:
+        loaded = alerts_load_batch(sensor_pks=sensor_pks)
+    wanted = set(sensor_pks)
+    sensors, now, policy = loaded.sensors, loaded.now, loaded.policy
+    active = {key: alert for key, alert in loaded.active.items() if key[0] in wanted}
     state = _BatchState(active)
     for sensor_pk in sensor_pks:
         stale = state.active.get((sensor_pk, NO_DATA))

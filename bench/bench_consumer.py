@@ -224,17 +224,24 @@ def main() -> None:
     if args.stages:
         import sensors.consumer
         import sensors.pipeline
+        import warning_system.db
 
         # Nested: "process_batch" includes decode and "pipeline"; "pipeline" includes
         # the stages below it plus the transaction's COMMIT.
         clock.wrap(sensors.consumer.ReadingsConsumer, "_collect", "consume (Kafka poll)")
         clock.wrap(sensors.consumer, "process_batch", "process_batch (decode + pipeline)")
         clock.wrap(sensors.consumer, "process_readings", "pipeline (incl. COMMIT)")
-        clock.wrap(sensors.pipeline, "sensor_pks_for", "sensor lookup")
-        clock.wrap(sensors.pipeline, "readings_store_batch", "store readings")
+        clock.wrap(sensors.pipeline, "batch_sensors_lock", "sensor lookup")
+        clock.wrap(sensors.pipeline, "readings_store_batch", "store readings (plain path)")
+        clock.wrap(sensors.pipeline, "expected_new_readings", "guess the new readings from the windows")
+        clock.wrap(sensors.pipeline, "readings_insert_new", "insert the new readings (sent to the overlap)")
+        clock.wrap(warning_system.db.Overlap, "result", "wait for an overlapped statement's result")
         clock.wrap(sensors.pipeline, "sensors_touch_last_seen", "touch last_seen")
-        clock.wrap(sensors.pipeline, "predictions_score_stored", "score (features, XGBoost, upsert)")
-        clock.wrap(sensors.pipeline, "alerts_evaluate_batch", "alerts")
+        clock.wrap(sensors.pipeline, "predictions_score_stored", "score (features, XGBoost)")
+        clock.wrap(sensors.pipeline, "predictions_store", "predictions upsert (sent to the overlap)")
+        clock.wrap(sensors.pipeline, "alerts_load_batch", "alerts: load and lock")
+        clock.wrap(sensors.pipeline, "alerts_evaluate_batch", "alerts: rules and writes (the writes wait for the upsert)")
+        clock.wrap(warning_system.db.Overlap, "__exit__", "wait for overlapped statements")
         clock.wrap(sensors.consumer.ReadingsConsumer, "_commit", "offset commit")
         clock.wrap(sensors.consumer.ReadingsConsumer, "_publish_outbox", "outbox")
         clock.watch_gc()

@@ -27,7 +27,7 @@ delivery. Only the newly stored readings are handed on to alerting.
 Hot path (PostgreSQL): no Python work per history row or per prediction
 row. The history comes back as one binary blob per column
 (``string_agg(float8send(..))``) that numpy reads in place, and the
-predictions go out as binary arrays built by numpy (``_NumpyArrayDumper``).
+predictions go out as binary arrays built by numpy (``warning_system.db.NumpyArrayDumper``).
 Times travel as int64 microseconds, exactly as PostgreSQL stores them, so
 nothing is rounded on the way. Measured with bench/bench_consumer.py
 (50,000 readings, batches of 5,000, 2 shared cores, load ~2.5): the stage
@@ -36,7 +36,6 @@ went from 51 to 20 µs CPU and from 152 to 54 µs wall per reading.
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,18 +44,17 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from psycopg.adapt import Dumper
-from psycopg.postgres import types as pg_types
-from psycopg.pq import Format
 
-from sensors.records import MEASUREMENTS, ScoredReading, StoredReading
-from warning_system.db import binary_cursor
+from sensors.records import MEASUREMENTS, ReadingIn, ScoredReading, StoredColumns, StoredReading, to_unix_us
+from warning_system.db import (
+    PG_EPOCH_US, Float4Array, Float8Array, Int8Array, Overlap, TimestamptzArray, execute_now, numpy_cursor,
+)
 
 from .features import FEATURE_NAMES, compute_features_grouped
 from .fields import vector_to_snapshot
 from .models import Prediction
 from .scoring import get_registry, risk_level
-from .windows import WINDOW_US, SensorWindows
+from .windows import WINDOW_US, SensorWindows, Window
 
 logger = logging.getLogger(__name__)
 
@@ -71,86 +69,6 @@ _UPDATE_COLUMNS = _PRED_COLUMNS[2:9]
 _CHUNK = 500
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-# PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC.
-_PG_EPOCH_US = 946_684_800 * 1_000_000
-
-
-# -- binary arrays from numpy -------------------------------------------------
-
-class _Int8Array:
-    """A 1-D numpy array sent as a binary ``bigint[]`` (or, via subclasses, another fixed-width type)."""
-
-    __slots__ = ("values",)
-    pg_type = "int8"
-    dtype = ">i8"
-
-    def __init__(self, values: np.ndarray):
-        self.values = values
-
-
-class _Float8Array(_Int8Array):
-    __slots__ = ()
-    pg_type = "float8"
-    dtype = ">f8"
-
-
-class _Float4Array(_Int8Array):
-    """float32 values; NaN elements are turned into NULL in SQL where needed."""
-
-    __slots__ = ()
-    pg_type = "float4"
-    dtype = ">f4"
-
-
-class _TimestamptzArray(_Int8Array):
-    """int64 microseconds since 2000-01-01 UTC: PostgreSQL's own timestamptz representation."""
-
-    __slots__ = ()
-    pg_type = "timestamptz"
-    dtype = ">i8"
-
-
-_ARRAY_HEADER = struct.Struct(">iiIii")  # ndim, has-nulls flag, element oid, length, lower bound
-
-
-class _NumpyArrayDumper(Dumper):
-    """PostgreSQL's binary array format, built by numpy in one pass instead of per element.
-
-    psycopg's list dumper calls a Python function per element (about a
-    microsecond each, ten columns per prediction row); here every element is
-    (int32 length = 8, 8 big-endian bytes), one structured numpy array.
-    No NULLs: float columns carry NaN and the SQL turns it into NULL where
-    needed.
-    """
-
-    format = Format.BINARY
-    element_oid = 0
-    dtype = ">i8"
-
-    def dump(self, obj: _Int8Array) -> bytes:
-        values = obj.values
-        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", self.dtype)])
-        body["size"] = np.dtype(self.dtype).itemsize
-        body["value"] = values
-        return _ARRAY_HEADER.pack(1, 0, self.element_oid, len(values), 1) + body.tobytes()
-
-
-def _dumper_for(array_class: type[_Int8Array]) -> type[_NumpyArrayDumper]:
-    info = pg_types[array_class.pg_type]
-    return type(
-        f"_{array_class.pg_type.capitalize()}ArrayDumper", (_NumpyArrayDumper,),
-        {"oid": info.array_oid, "element_oid": info.oid, "dtype": array_class.dtype},
-    )
-
-
-_ARRAY_DUMPERS = {cls: _dumper_for(cls) for cls in (_Int8Array, _Float8Array, _Float4Array, _TimestamptzArray)}
-
-
-def _numpy_cursor():
-    cursor = binary_cursor()
-    for cls, dumper in _ARRAY_DUMPERS.items():
-        cursor.adapters.register_dumper(cls, dumper)
-    return cursor
 
 
 # -- history --------------------------------------------------------------------
@@ -159,10 +77,6 @@ def _aware(value) -> datetime:
     if isinstance(value, str):  # SQLite returns text
         value = datetime.fromisoformat(value)
     return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
-
-
-def _to_us(when: datetime) -> int:
-    return (when - _UNIX_EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +115,10 @@ def _fetch(spans: dict[int, tuple[int, int]], *, newest: bool) -> _Fetched:
         + " FROM unnest(%b, %b, %b) AS w(sensor_id, lo, hi) "
         "JOIN sensors_reading r ON r.sensor_id = w.sensor_id AND r.timestamp > w.lo AND r.timestamp <= w.hi"
     )
-    sensor_array = _Int8Array(np.array(pks, dtype=np.int64))
-    params = [sensor_array, _TimestamptzArray(lo - _PG_EPOCH_US), _TimestamptzArray(hi - _PG_EPOCH_US)]
+    sensor_array = Int8Array(np.array(pks, dtype=np.int64))
+    params = [sensor_array, TimestamptzArray(lo - PG_EPOCH_US), TimestamptzArray(hi - PG_EPOCH_US)]
     newest_us: dict[int, int] = {}
-    with connection.wrap_database_errors, _numpy_cursor() as cursor:
+    with connection.wrap_database_errors, numpy_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         blobs = cursor.fetchone()
         if newest:
@@ -213,12 +127,12 @@ def _fetch(spans: dict[int, tuple[int, int]], *, newest: bool) -> _Fetched:
                 "ORDER BY r.timestamp DESC LIMIT 1) FROM unnest(%b) AS w(sensor_id)",
                 [sensor_array], binary=True,
             )
-            newest_us = {pk: _to_us(ts) for pk, ts in cursor.fetchall() if ts is not None}
+            newest_us = {pk: to_unix_us(ts) for pk, ts in cursor.fetchall() if ts is not None}
     if blobs[0] is None:
         return _sorted(np.empty(0, np.int64), np.empty(0, np.int64), np.empty((len(MEASUREMENTS), 0)), newest_us)
     sensor_col, ts = (np.frombuffer(b, dtype=">i8").astype(np.int64) for b in blobs[:2])
     values = np.vstack([np.frombuffer(b, dtype=">f8") for b in blobs[2:]]).astype(np.float64)
-    return _sorted(sensor_col, ts + _PG_EPOCH_US, values, newest_us)
+    return _sorted(sensor_col, ts + PG_EPOCH_US, values, newest_us)
 
 
 def _fetch_orm(pks: list[int], lo: np.ndarray, hi: np.ndarray, *, newest: bool) -> _Fetched:
@@ -236,10 +150,10 @@ def _fetch_orm(pks: list[int], lo: np.ndarray, hi: np.ndarray, *, newest: bool) 
     newest_us = {}
     if newest:
         latest = Reading.objects.filter(sensor_id__in=pks).values("sensor_id").annotate(newest=Max("timestamp"))
-        newest_us = {row["sensor_id"]: _to_us(_aware(row["newest"])) for row in latest}
+        newest_us = {row["sensor_id"]: to_unix_us(_aware(row["newest"])) for row in latest}
     return _sorted(
         np.array([row[0] for row in rows], dtype=np.int64),
-        np.array([_to_us(_aware(row[1])) for row in rows], dtype=np.int64),
+        np.array([to_unix_us(_aware(row[1])) for row in rows], dtype=np.int64),
         np.array([[np.nan if v is None else v for v in row[2:]] for row in rows], dtype=np.float64).reshape(-1, len(MEASUREMENTS)).T,
         newest_us,
     )
@@ -290,6 +204,20 @@ class _Snapshot(Mapping):
 
 
 @dataclass(frozen=True, slots=True)
+class PredictionRows:
+    """The prediction rows a scoring pass produced, column-wise, for ``predictions_store``."""
+
+    sensor_pks: np.ndarray
+    us: np.ndarray
+    landslide_probability: np.ndarray
+    flood_probability: np.ndarray
+    features: np.ndarray  # float32 (n, len(FEATURE_NAMES))
+
+    def __len__(self) -> int:
+        return len(self.sensor_pks)
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredBatch:
     """The newly stored readings with their verdicts, column-wise (arrays aligned with ``stored``).
 
@@ -307,6 +235,8 @@ class ScoredBatch:
     features: np.ndarray  # float32 (n, len(FEATURE_NAMES)), as stored; NaN = missing
     versions: dict[str, str]
     risk_cutoffs: tuple[float, float]  # (RISK_MEDIUM, RISK_HIGH) the predictions were stored with
+    # Every prediction to write: the new readings' and those of stored readings a late one re-scored.
+    rows: PredictionRows | None = None
 
     def __len__(self) -> int:
         return len(self.stored)
@@ -330,7 +260,7 @@ class ScoredBatch:
 # -- upsert ---------------------------------------------------------------------
 
 def _upsert(*, sensor_pks: np.ndarray, us: np.ndarray, p_land: np.ndarray, p_flood: np.ndarray,
-            features: np.ndarray, versions: dict[str, str], cutoffs: tuple[float, float]) -> None:
+            features: np.ndarray, versions: dict[str, str], cutoffs: tuple[float, float], overlap: Overlap | None) -> None:
     """Insert predictions, updating those re-scored after a late reading (idempotent)."""
     table = Prediction._meta.db_table
     qn = connection.ops.quote_name
@@ -357,13 +287,18 @@ def _upsert(*, sensor_pks: np.ndarray, us: np.ndarray, p_land: np.ndarray, p_flo
             f"{conflict}"
         )
         params = {
-            "pk": _Int8Array(sensor_pks), "ts": _TimestamptzArray(us - _PG_EPOCH_US),
-            "pl": _Float8Array(p_land), "pf": _Float8Array(p_flood),
-            "f": _Float4Array(np.ascontiguousarray(features, dtype=np.float32).reshape(-1)),
+            "pk": Int8Array(sensor_pks), "ts": TimestamptzArray(us - PG_EPOCH_US),
+            "pl": Float8Array(p_land), "pf": Float8Array(p_flood),
+            "f": Float4Array(np.ascontiguousarray(features, dtype=np.float32).reshape(-1)),
             "high": high, "medium": medium, "v_land": versions["landslide"], "v_flood": versions["flood"], "now": now,
         }
-        with connection.wrap_database_errors, _numpy_cursor() as cursor:
-            cursor.execute(sql, params, binary=True)
+        with connection.wrap_database_errors:
+            cursor = numpy_cursor()
+        if overlap is not None:
+            overlap.submit(cursor, sql, params)
+            return
+        with connection.wrap_database_errors:
+            Overlap.result(execute_now(cursor, sql, params))
         return
     features_field = Prediction._meta.get_field("features")  # the one definition of the stored form
     rows = [
@@ -429,7 +364,80 @@ def _measurements(stored: Sequence[StoredReading]) -> np.ndarray:
     ])
 
 
-def predictions_score_stored(*, stored: Sequence[StoredReading], windows: SensorWindows | None = None) -> ScoredBatch:
+def expected_new_readings(
+    *, readings: Sequence[ReadingIn], sensor_pks: Mapping[str, int], windows: SensorWindows, valid_for: float,
+) -> tuple[StoredColumns, np.ndarray] | None:
+    """The readings the store would insert, as the windows know them, and their positions in ``readings``.
+
+    A complete window holds every stored reading of its sensor after its
+    start (``predictions.windows``), so a reading inside it is new exactly
+    when the window does not hold its timestamp; the first of in-batch
+    duplicates counts, as in ``readings_store_batch``. Sensors without a
+    window get one from the database first; None when one cannot be kept
+    (over ``WINDOW_CACHE_MB``, or readings far behind the sensor's newest).
+    Every window used must stay valid for ``valid_for`` more seconds, so
+    scoring, which looks the windows up again, finds the same ones and
+    reads nothing from the database. The
+    pipeline inserts exactly these readings and checks the guess by the
+    number of rows inserted (see ``sensors.pipeline._process_overlapped``).
+    """
+    n = len(readings)
+    pks = np.fromiter((sensor_pks[r.sensor_id] for r in readings), np.int64, n)
+    us = np.fromiter((to_unix_us(r.timestamp) for r in readings), np.int64, n)
+    order = np.lexsort((us, pks))  # stable: of equal (sensor, time) keys, the batch's first comes first
+    pks, us = pks[order], us[order]
+    first = np.r_[True, (pks[1:] != pks[:-1]) | (us[1:] != us[:-1])]
+    order, pks, us = order[first], pks[first], us[first]
+    starts = np.flatnonzero(np.r_[True, pks[1:] != pks[:-1]]).tolist()
+    blocks = list(zip(starts, [*starts[1:], len(us)]))
+    found: dict[int, Window] = {}
+    misses: dict[int, tuple[int, int]] = {}
+    for i, j in blocks:
+        pk = int(pks[i])
+        window = windows.covering(pk, int(us[i]) - WINDOW_US, valid_for=valid_for)
+        if window is None:
+            misses[pk] = (int(us[i]) - WINDOW_US, int(us[j - 1]) + WINDOW_US)  # the span scoring needs
+        else:
+            found[pk] = window
+    if misses:
+        # Load them now, as scoring would (after a restart or a rebalance, or
+        # a window reloaded after WINDOW_CACHE_SECONDS), so the guess covers the batch.
+        # A few sensors per query, as scoring does, so a restart's first batch
+        # does not hold every sensor's 72 h in one result (memory).
+        missing = list(misses.items())
+        for chunk in range(0, len(missing), _SENSORS_PER_CHUNK):
+            spans = dict(missing[chunk : chunk + _SENSORS_PER_CHUNK])
+            fetched = _fetch(spans, newest=True)
+            for pk, (lo, hi) in spans.items():
+                if fetched.newest.get(pk, lo) > hi:
+                    return None  # readings more than 72 h behind the newest: scoring reads the database
+                windows.put(pk, start=lo, us=(block := fetched.block(pk))[0], values=block[1])
+                window = windows.covering(pk, lo, valid_for=valid_for)
+                if window is None:
+                    return None  # over WINDOW_CACHE_MB
+                found[pk] = window
+    new = np.empty(len(us), dtype=bool)
+    for i, j in blocks:
+        held = found[int(pks[i])].us
+        block_us = us[i:j]
+        if len(held):
+            at = np.minimum(np.searchsorted(held, block_us), len(held) - 1)
+            new[i:j] = held[at] != block_us
+        else:
+            new[i:j] = True
+    positions = order[new]
+    chosen = [readings[k] for k in positions.tolist()]
+    values = np.vstack([
+        np.fromiter((np.nan if (v := getattr(r, name)) is None else v for r in chosen), np.float64, len(chosen)) for name in MEASUREMENTS
+    ])
+    codes = {pk: code for code, pk in sensor_pks.items()}
+    return StoredColumns(sensor_pks=pks[new], us=us[new], values=values, codes=codes), positions
+
+
+def predictions_score_stored(
+    *, stored: Sequence[StoredReading], windows: SensorWindows | None = None, write: bool = True,
+    flood_stages: Mapping[int, float] | None = None,
+) -> ScoredBatch:
     """Score newly stored readings (and re-score readings a late arrival affects).
 
     ``windows`` (the consumer's ``SensorWindows``) supplies the history of
@@ -441,6 +449,9 @@ def predictions_score_stored(*, stored: Sequence[StoredReading], windows: Sensor
     loaded: the whole batch then rolls back and is retried, so no reading is
     ever stored without its prediction. The caller must forget ``windows``
     when the transaction does not commit (they may hold its readings).
+    ``write=False`` leaves the predictions to the caller's ``predictions_store``.
+    ``flood_stages`` (sensor pk -> m, NaN = unknown), when the caller has
+    just read them, saves the query.
     """
     registry = get_registry()
     versions = registry.versions
@@ -450,16 +461,19 @@ def predictions_score_stored(*, stored: Sequence[StoredReading], windows: Sensor
         empty = np.empty(0)
         none = np.empty(0, np.int64)
         return ScoredBatch(stored, none, none, empty, empty, dict.fromkeys(MEASUREMENTS, empty), np.empty((0, len(FEATURE_NAMES)), np.float32), versions, cutoffs)
-    pks = np.fromiter((r.sensor_pk for r in stored), np.int64, n)
-    us = np.fromiter((_to_us(r.timestamp) for r in stored), np.int64, n)
-    values = _measurements(stored)
+    if isinstance(stored, StoredColumns):
+        pks, us, values = stored.sensor_pks, stored.us, stored.values
+    else:
+        pks = np.fromiter((r.sensor_pk for r in stored), np.int64, n)
+        us = np.fromiter((to_unix_us(r.timestamp) for r in stored), np.int64, n)
+        values = _measurements(stored)
     # The batch in (sensor, time) order, sensor by sensor: [starts[k], starts[k + 1]) are sensor k's readings.
     order = np.lexsort((us, pks))
     by_pk, by_us, by_values = pks[order], us[order], values[:, order]
     starts = np.flatnonzero(np.r_[True, by_pk[1:] != by_pk[:-1]])
     sensors = by_pk[starts].tolist()
     starts = [*starts.tolist(), n]
-    flood_stage = _flood_stages(sensors)
+    flood_stage = _flood_stages(sensors) if flood_stages is None else flood_stages
 
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (features, target sensor pks, target µs) per chunk
     new_target = np.empty(n, np.int64)  # each reading of the sorted batch -> its row among all targets
@@ -510,17 +524,13 @@ def predictions_score_stored(*, stored: Sequence[StoredReading], windows: Sensor
     probs = registry.score(X)
     p_land = probs["landslide"].astype(np.float64)
     p_flood = probs["flood"].astype(np.float64)
-    _upsert(
-        sensor_pks=target_pks, us=target_us, p_land=p_land, p_flood=p_flood,
-        features=X, versions=versions, cutoffs=cutoffs,
-    )
     if rescored:
         logger.info("predictions.rescored_after_late_readings", extra={"rescored": rescored})
 
     # Line the verdicts up with ``stored``.
     target = np.empty(n, np.int64)
     target[order] = new_target
-    return ScoredBatch(
+    batch = ScoredBatch(
         stored=stored,
         sensor_pks=pks,
         us=us,
@@ -530,4 +540,24 @@ def predictions_score_stored(*, stored: Sequence[StoredReading], windows: Sensor
         features=X[target],
         versions=versions,
         risk_cutoffs=cutoffs,
+        rows=PredictionRows(target_pks, target_us, p_land, p_flood, X),
+    )
+    if write:
+        predictions_store(batch=batch)
+    return batch
+
+
+def predictions_store(*, batch: ScoredBatch, overlap: Overlap | None = None) -> None:
+    """Write a scored batch's predictions (idempotent upsert); with an ``overlap``, while the caller goes on.
+
+    The consumer's pipeline hands the upsert to an ``Overlap`` so PostgreSQL
+    writes the predictions while Python applies the alert rules; the
+    overlap's end (before the transaction commits) waits for it.
+    """
+    rows = batch.rows
+    if rows is None or not len(rows):
+        return
+    _upsert(
+        sensor_pks=rows.sensor_pks, us=rows.us, p_land=rows.landslide_probability, p_flood=rows.flood_probability,
+        features=rows.features, versions=batch.versions, cutoffs=batch.risk_cutoffs, overlap=overlap,
     )

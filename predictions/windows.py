@@ -140,14 +140,20 @@ class SensorWindows:
         self._windows.clear()
         self._bytes = 0
 
-    def covering(self, sensor_pk: int, lo: int) -> Window | None:
-        """The sensor's window if it holds every stored reading after ``lo`` (µs), else None."""
+    def covering(self, sensor_pk: int, lo: int, *, valid_for: float = 0.0) -> Window | None:
+        """The sensor's window if it holds every stored reading after ``lo`` (µs), else None.
+
+        ``valid_for``: None also when the window expires within that many seconds.
+        """
         window = self._windows.get(sensor_pk)
         if window is None or window.start > lo:
             return None
-        if window.expires <= time.monotonic():
+        now = time.monotonic()
+        if window.expires <= now:
             self._drop(sensor_pk)
             return None
+        if window.expires <= now + valid_for:
+            return None  # still valid, but not for as long as the caller needs
         return window
 
     def put(self, sensor_pk: int, *, start: int, us: np.ndarray, values: np.ndarray) -> None:

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from datetime import datetime
 from operator import itemgetter
 
+import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from warning_system.db import binary_cursor
+from warning_system.db import (
+    PG_EPOCH_US, Float8Array, Int8Array, Overlap, TimestamptzArray, binary_cursor, execute_now, numpy_cursor,
+)
 
 from .models import Reading, Sensor
-from .records import MEASUREMENTS, ReadingIn, StoredReading
+from .records import MEASUREMENTS, ReadingIn, StoredColumns, StoredReading
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +119,58 @@ def _store_postgresql(readings: Sequence[ReadingIn], sensor_pks: dict[str, int],
     return [StoredReading(row[0], row[1], pk_to_code[row[1]], *row[2:]) for row in fetched]
 
 
-def sensors_touch_last_seen(*, stored: Iterable[StoredReading]) -> None:
-    """Move ``last_seen_at`` forward (never back: late readings must not make a sensor look stale)."""
+def readings_insert_new(*, stored: StoredColumns, received_us: np.ndarray, overlap: Overlap) -> Future:
+    """Insert readings known to be new (``predictions.services.expected_new_readings``); the Future's result is the count inserted.
+
+    The consumer's overlapped pipeline sends this while Python scores the
+    same readings. They come de-duplicated and in (sensor, timestamp) order,
+    every column a numpy-built binary array (NaN becomes NULL), so neither
+    Python nor PostgreSQL sorts, and nothing is returned. ``ON CONFLICT DO
+    NOTHING`` keeps it idempotent all the same: a count lower than
+    ``len(stored)`` says the guess was wrong (some were stored already), and
+    the caller rolls back. PostgreSQL only.
+    """
+    table = connection.ops.quote_name(Reading._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    names = [f"c{i}" for i in range(len(_COLUMNS))]
+    select = ", ".join(names[:3] + [f"nullif({c}, 'NaN'::float8)" for c in names[3:]])
+    sql = (
+        f"INSERT INTO {table} ({cols}) SELECT {select} "
+        f"FROM unnest(%b, %b, %b, %b, %b, %b, %b) AS u({', '.join(names)}) ON CONFLICT DO NOTHING"
+    )
+    params = [
+        Int8Array(stored.sensor_pks), TimestamptzArray(stored.us - PG_EPOCH_US), TimestamptzArray(received_us - PG_EPOCH_US),
+        *(Float8Array(column) for column in stored.values),
+    ]
+    with connection.wrap_database_errors:
+        cursor = numpy_cursor()
+    return overlap.submit(cursor, sql, params)
+
+
+def sensors_touch_last_seen(*, stored: Iterable[StoredReading], overlap: Overlap | None = None) -> None:
+    """Move ``last_seen_at`` forward (never back: late readings must not make a sensor look stale).
+
+    ``StoredColumns`` (the consumer's overlapped pipeline, PostgreSQL) may go
+    through the caller's ``overlap``: nothing waits for this update.
+    """
+    if isinstance(stored, StoredColumns):
+        if not len(stored):
+            return
+        # (sensor, timestamp) order: each sensor's last row is its newest.
+        last = np.flatnonzero(np.r_[stored.sensor_pks[1:] != stored.sensor_pks[:-1], True])
+        table = connection.ops.quote_name(Sensor._meta.db_table)
+        sql = (
+            f"UPDATE {table} AS s SET last_seen_at = v.ts FROM unnest(%b, %b) AS v(pk, ts) "
+            "WHERE s.id = v.pk AND (s.last_seen_at IS NULL OR s.last_seen_at < v.ts)"
+        )
+        params = [Int8Array(stored.sensor_pks[last]), TimestamptzArray(stored.us[last] - PG_EPOCH_US)]
+        with connection.wrap_database_errors:
+            cursor = numpy_cursor()
+        if overlap is not None:
+            overlap.submit(cursor, sql, params)
+        else:
+            Overlap.result(execute_now(cursor, sql, params))
+        return
     latest: dict[int, datetime] = {}
     for r in stored:
         if r.sensor_pk not in latest or r.timestamp > latest[r.sensor_pk]:
@@ -157,7 +211,7 @@ def sensors_delete(*, sensor_ids: Iterable[int]) -> int:
     Readings and predictions have no database foreign key (see
     ``sensors.models.Reading.sensor``), so the order matters: the sensor rows
     are locked FOR UPDATE first, which waits for any batch that has looked
-    them up (``sensors.pipeline.sensor_pks_for`` holds FOR KEY SHARE until it
+    them up (``sensors.pipeline.batch_sensors_lock`` holds FOR KEY SHARE until it
     commits); the cascade that follows then sees that batch's readings, and
     later batches no longer find the sensors. Without the lock a batch
     committing between the cascade and the sensor's own DELETE would leave

@@ -1,8 +1,14 @@
 """Database helpers shared by migrations, the bulk-write hot paths and the big read endpoints."""
 import json
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import numpy as np
 import psycopg
 from django.db import connection, migrations
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as pg_types
 from psycopg.pq import Format
 
 # psycopg's own (C, with psycopg-binary) loader for binary timestamptz values.
@@ -40,6 +46,85 @@ def fetch_rows(sql: str, params: list | tuple) -> list[tuple]:
         with cursor:
             cursor.execute(sql, params, binary=True)
             return cursor.fetchall()
+
+
+# PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC.
+PG_EPOCH_US = 946_684_800 * 1_000_000
+
+class Int8Array:
+    """A 1-D numpy array sent as a binary ``bigint[]`` (or, via subclasses, another fixed-width type)."""
+
+    __slots__ = ("values",)
+    pg_type = "int8"
+    dtype = ">i8"
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+
+class Float8Array(Int8Array):
+    __slots__ = ()
+    pg_type = "float8"
+    dtype = ">f8"
+
+
+class Float4Array(Int8Array):
+    """float32 values; NaN elements are turned into NULL in SQL where needed."""
+
+    __slots__ = ()
+    pg_type = "float4"
+    dtype = ">f4"
+
+
+class TimestamptzArray(Int8Array):
+    """int64 microseconds since 2000-01-01 UTC: PostgreSQL's own timestamptz representation."""
+
+    __slots__ = ()
+    pg_type = "timestamptz"
+    dtype = ">i8"
+
+
+_ARRAY_HEADER = struct.Struct(">iiIii")  # ndim, has-nulls flag, element oid, length, lower bound
+
+
+class NumpyArrayDumper(Dumper):
+    """PostgreSQL's binary array format, built by numpy in one pass instead of per element.
+
+    psycopg's list dumper calls a Python function per element (about a
+    microsecond each, ten columns per prediction row); here every element is
+    (int32 length = 8, 8 big-endian bytes), one structured numpy array.
+    No NULLs: float columns carry NaN and the SQL turns it into NULL where
+    needed.
+    """
+
+    format = Format.BINARY
+    element_oid = 0
+    dtype = ">i8"
+
+    def dump(self, obj: Int8Array) -> bytes:
+        values = obj.values
+        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", self.dtype)])
+        body["size"] = np.dtype(self.dtype).itemsize
+        body["value"] = values
+        return _ARRAY_HEADER.pack(1, 0, self.element_oid, len(values), 1) + body.tobytes()
+
+
+def _dumper_for(array_class: type[Int8Array]) -> type[NumpyArrayDumper]:
+    info = pg_types[array_class.pg_type]
+    return type(
+        f"_{array_class.pg_type.capitalize()}ArrayDumper", (NumpyArrayDumper,),
+        {"oid": info.array_oid, "element_oid": info.oid, "dtype": array_class.dtype},
+    )
+
+
+_ARRAY_DUMPERS = {cls: _dumper_for(cls) for cls in (Int8Array, Float8Array, Float4Array, TimestamptzArray)}
+
+
+def numpy_cursor():
+    cursor = binary_cursor()
+    for cls, dumper in _ARRAY_DUMPERS.items():
+        cursor.adapters.register_dumper(cls, dumper)
+    return cursor
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -117,3 +202,89 @@ def bulk_create_binary(model, objs: list) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+class Overlap:
+    """Statements sent on this thread's connection by a helper thread, while this thread's Python goes on.
+
+    Why: a consumer batch alternates PostgreSQL work (insert the readings,
+    upsert the predictions) and Python work (features and XGBoost, the alert
+    rules), and ran them one after the other: on 2 cores the database's
+    core idled while Python ran and the other way round. A statement
+    submitted here runs in the transaction of the submitting thread (the
+    same psycopg connection: psycopg serialises the connection's operations
+    on its lock, and releases the GIL while it waits for the server), and its
+    result, or its error translated to Django's exceptions, is collected with
+    ``result()``. Statements run in submission order. Cursors are created by
+    the caller, in its own thread, so they are on its connection.
+
+    Use as a context manager inside the transaction: leaving it waits for
+    every statement still running, so nothing is still in flight when the
+    transaction commits or rolls back. When the block failed because a
+    submitted statement failed (the connection then reports "current
+    transaction is aborted" to everything after it), the statement's own
+    error is raised instead, so the caller sees e.g. the ``DataError`` that
+    says which data PostgreSQL refused (``sensors.consumer`` dead-letters it).
+    """
+
+    _executor: ThreadPoolExecutor | None = None
+    _executor_lock = threading.Lock()
+
+    def __init__(self):
+        self._futures: list[Future] = []
+
+    @classmethod
+    def _pool(cls) -> ThreadPoolExecutor:
+        with cls._executor_lock:
+            if cls._executor is None:
+                cls._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-overlap")
+            return cls._executor
+
+    def submit(self, cursor: psycopg.Cursor, sql: str, params, *, fetch: bool = False) -> Future:
+        """Run ``cursor.execute(sql, params, binary=True)`` in the helper thread; the result is ``fetchall()`` if ``fetch``, else the row count."""
+        future = self._pool().submit(_execute, cursor, sql, params, fetch)
+        self._futures.append(future)
+        return future
+
+    @staticmethod
+    def result(future: Future):
+        """The statement's rows (or row count), raising its error as Django's database exception."""
+        with connection.wrap_database_errors:
+            return future.result()
+
+    def __enter__(self) -> "Overlap":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        wait(self._futures)
+        failed = next((f.exception() for f in self._futures if f.exception() is not None), None)
+        self._futures.clear()
+        if failed is None:
+            return
+        if exc is None or exc is not failed and not _caused_by(exc, failed):
+            with connection.wrap_database_errors:
+                raise failed
+
+
+def _execute(cursor: psycopg.Cursor, sql: str, params, fetch: bool):
+    with cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall() if fetch else cursor.rowcount
+
+
+def execute_now(cursor: psycopg.Cursor, sql: str, params, *, fetch: bool = False) -> Future:
+    """``Overlap.submit`` run in this thread: a done Future (for callers that have nothing to overlap)."""
+    future: Future = Future()
+    try:
+        future.set_result(_execute(cursor, sql, params, fetch))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def _caused_by(exc: BaseException, cause: BaseException) -> bool:
+    while exc is not None:
+        if exc is cause:
+            return True
+        exc = exc.__cause__
+    return False

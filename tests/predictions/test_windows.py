@@ -18,8 +18,9 @@ import pytest
 from predictions.models import Prediction
 from predictions.windows import SensorWindows
 from sensors.bulk import readings_bulk_load
+from sensors.models import Reading
 from sensors.pipeline import process_readings
-from sensors.records import ReadingIn
+from sensors.records import ReadingIn, to_unix_us
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +188,63 @@ def test_window_columns_widen_when_a_value_outgrows_them_and_values_come_back_ex
         np.testing.assert_array_equal(_decode(joined), np.concatenate((left, right)))  # NaN stays missing, digits exact
     assert _concat(_encode(small), _encode(large)).dtype == np.int32
     assert _concat(_encode(small), _encode(precise)).dtype == np.float64
+
+
+def test_a_reading_stored_behind_a_windows_back_is_caught_by_the_insert_and_stored_once(twins, caplog):
+    """The overlapped path guesses the new readings from the windows; the insert's row count is the truth."""
+    readings = _series("X", count=60, minutes=30)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)  # no expiry: the window cannot know
+    _feed([readings[i : i + 10] for i in range(0, 40, 10)], twins, windows)
+    cached, database = twins
+    # Another writer (a bulk import into the live system) stores one of the next batch's readings first.
+    sneaked = readings[45]
+    readings_bulk_load(rows=[
+        (i, sensor.sensor_id, sneaked.timestamp, sneaked.rainfall, sneaked.soil_moisture, sneaked.ground_movement, sneaked.water_level)
+        for i, sensor in enumerate(twins)
+    ])
+    window_before = windows.covering(cached.pk, to_unix_us(T0))
+    assert window_before is not None and to_unix_us(sneaked.timestamp) not in window_before.us
+
+    with caplog.at_level("INFO", logger="sensors.pipeline"):
+        result = process_readings(readings=_as(cached.sensor_id, readings[40:50]), windows=windows)
+    process_readings(readings=_as(database.sensor_id, readings[40:50]))
+
+    assert [r.message for r in caplog.records].count("pipeline.guess_missed") == 1
+    assert len(result.stored) == 9 and sneaked.timestamp not in {r.timestamp for r in result.stored}
+    assert Reading.objects.filter(sensor=cached).count() == 50
+    _feed([readings[50:]], twins, windows)  # the window was re-read from the database, with the sneaked reading
+    assert _predictions(cached) == _predictions(database)
+    window = windows.covering(cached.pk, to_unix_us(T0))
+    assert window is not None and len(window) == 60
+
+
+def test_a_redelivered_batch_the_windows_know_stores_and_scores_nothing(twins):
+    readings = _series("X", count=30, minutes=30)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
+    _feed([readings[:10], readings[10:20]], twins, windows)
+    cached, _ = twins
+    before = _predictions(cached)
+
+    result = process_readings(readings=_as(cached.sensor_id, readings[10:20]), windows=windows)
+
+    assert result.received == 10 and len(result.stored) == 0 and result.predictions == 0
+    assert _predictions(cached) == before
+    assert Reading.objects.filter(sensor=cached).count() == 20
+
+
+def test_duplicates_inside_one_batch_keep_the_first_reading_on_both_paths(twins):
+    readings = _series("X", count=20, minutes=30)
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
+    _feed([readings[:10]], twins, windows)
+    repeat = ReadingIn(**{**{f: getattr(readings[12], f) for f in readings[12].__slots__}, "water_level": 4.75})
+    batch = [*readings[10:15], repeat, *readings[15:]]  # the first of the two is the original
+
+    _feed([batch], twins, windows)
+
+    cached, database = twins
+    assert len(windows) == 1  # the windowed path was taken
+    for sensor in twins:
+        row = Reading.objects.get(sensor=sensor, timestamp=readings[12].timestamp)
+        assert row.water_level == readings[12].water_level
+    assert Reading.objects.filter(sensor=cached).count() == 20
+    assert _predictions(cached) == _predictions(database)

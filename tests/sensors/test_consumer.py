@@ -11,7 +11,7 @@ from alerts.models import Alert, AlertEvent
 from predictions.models import Prediction
 from sensors.consumer import process_batch
 from sensors.models import Reading, Sensor
-from sensors.pipeline import sensor_pks_for
+from sensors.pipeline import batch_sensors_lock
 from sensors.records import ReadingIn
 from sensors.services import readings_store_batch, sensors_touch_last_seen
 from tests.kafka_utils import (
@@ -205,7 +205,7 @@ def test_readings_posted_to_the_api_reach_postgresql_through_the_broker(kafka_to
 def test_store_batch_returns_only_new_readings_and_collapses_duplicates(three_sensors):
     codes = [s.sensor_id for s in three_sensors]
     readings = make_readings(codes, 5)
-    pks = sensor_pks_for(set(codes))
+    pks = batch_sensors_lock(set(codes)).pks
     first = readings_store_batch(readings=readings[:8], sensor_pks=pks)
     second = readings_store_batch(readings=readings + readings[:2], sensor_pks=pks)
 
@@ -228,7 +228,7 @@ def test_store_batch_keeps_nulls_and_integer_values(sensor):
 
 def test_touch_last_seen_never_moves_backwards(three_sensors):
     codes = [s.sensor_id for s in three_sensors]
-    pks = sensor_pks_for(set(codes))
+    pks = batch_sensors_lock(set(codes)).pks
     late = readings_store_batch(readings=make_readings(codes, 3, start=BASE_TIME + timedelta(hours=1)), sensor_pks=pks)
     sensors_touch_last_seen(stored=late)
     early = readings_store_batch(readings=make_readings(codes[:1], 3), sensor_pks=pks)

@@ -39,11 +39,11 @@ def test_a_batch_retried_after_a_failure_gets_the_features_of_the_database_path(
     evaluate = pipeline.alerts_evaluate_batch
     failures = []
 
-    def fails_once_after_scoring(*, batch):
+    def fails_once_after_scoring(*, batch, **kwargs):
         if armed and not failures:
             failures.append(len(batch))
             raise RuntimeError("alerting stage failed after scoring")
-        return evaluate(batch=batch)
+        return evaluate(batch=batch, **kwargs)
 
     monkeypatch.setattr(pipeline, "alerts_evaluate_batch", fails_once_after_scoring)
     armed = False
