@@ -471,8 +471,10 @@ class Bench:
             self.keys["ingest"], str(self.args.sensors), str(base), str(INGEST_SPACING_SECONDS), str(items),
             SENSOR_PREFIX, str(threads), str(pace_ms),
         ])
-        # Move the window past every reading the script generated (request g covers readings g*items ...).
-        self._take_window(result.max_counter * threads * items)
+        # Move the window past every reading the script generated: each thread's
+        # max_counter * items readings went to its own sensors // threads sensors.
+        steps = math.ceil(result.max_counter * items / (self.args.sensors // threads))
+        self._take_window(steps * self.args.sensors)
         return result
 
     def add(self, *args) -> None:
