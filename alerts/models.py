@@ -87,6 +87,9 @@ class Alert(models.Model):
             # One sensor's alerts newest first (sensor pages, device keys, ?sensor_id=): without it
             # the planner walks every alert in time order looking for the sensor's few.
             models.Index(fields=["sensor", "-triggered_at", "-id"], name="alert_sensor_triggered_idx"),
+            # One sensor's alerts of one hazard (?sensor_id=&hazard=, an analyst's drill-down): with only
+            # the index above, a sensor with 1,358 alerts, 39 of them floods, cost 455 heap pages per count.
+            models.Index(fields=["sensor", "hazard", "-triggered_at", "-id"], name="alert_sensor_hazard_idx"),
         ]
 
     def __str__(self) -> str:

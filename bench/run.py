@@ -167,6 +167,8 @@ class Bench:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.keys: dict[str, str] = {}
         self.started = lib.now_utc()
+        # Read now: a commit made while the run goes on is not what it measured.
+        self.revision = lib.git_revision()
         self.history_rate = ""
         self.topic = f"bench.sensor.data.{self.run_id}"
         self.group = f"bench-{self.run_id}"
@@ -781,7 +783,7 @@ class Bench:
             "load generator (wrk) on the same machine.",
             *([f"- CPU probe (bench/lib.py cpu_probe: {lib.CPU_PROBE_ITERATIONS:,} Python additions, CPU seconds; lower is faster) "
                f"before each benchmark: {', '.join(f'{p:.2f}' for p in self.cpu_probes)}."] if self.cpu_probes else []),
-            f"- Commit: {lib.git_revision()}",
+            f"- Commit: {self.revision}" + ("" if lib.git_revision() == self.revision else f" (at the start; {lib.git_revision()} by the end)"),
             f"- Stack: {getattr(self, 'server_shape', 'gunicorn not started')}, production settings; PostgreSQL, Redis DB, "
             f"Kafka-protocol broker at {a.kafka}; topic {self.topic}.",
             f"- Data: {a.sensors:,} sensors, {a.readings:,} history readings ({self.history_rate or 'not loaded'}), {a.alerts:,} alerts.",

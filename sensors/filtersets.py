@@ -8,10 +8,12 @@ on the page).
 import django_filters
 from django.db.models import Q
 
+from warning_system.api.filters import LeanFilterSet
+
 from .models import Sensor, Site
 
 
-class SensorFilterSet(django_filters.FilterSet):
+class SensorFilterSet(LeanFilterSet):
     status = django_filters.ChoiceFilter(choices=Sensor.Status.choices)
     kind = django_filters.ChoiceFilter(choices=Sensor.Kind.choices)
     site = django_filters.ModelChoiceFilter(queryset=Site.objects.all(), help_text="Site id.")
