@@ -297,8 +297,7 @@ def _upsert(*, sensor_pks: np.ndarray, us: np.ndarray, p_land: np.ndarray, p_flo
         if overlap is not None:
             overlap.submit(cursor, sql, params)
             return
-        with connection.wrap_database_errors:
-            Overlap.result(execute_now(cursor, sql, params))
+        Overlap.result(execute_now(cursor, sql, params))
         return
     features_field = Prediction._meta.get_field("features")  # the one definition of the stored form
     rows = [

@@ -137,7 +137,9 @@ def _process(readings: list[ReadingIn], sources: list[Message], outcome: BatchOu
             return
         merged = outcome.result
         merged.received += result.received
-        merged.stored.extend(result.stored)
+        # Most batches have one result: keep its sequence as it is (the overlapped
+        # pipeline's StoredColumns would build every StoredReading to be copied).
+        merged.stored = [*merged.stored, *result.stored] if merged.stored else result.stored
         merged.predictions += result.predictions
         merged.alert_changes += result.alert_changes
         return

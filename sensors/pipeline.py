@@ -43,7 +43,7 @@ class UnknownSensors(ValueError):
 @dataclass
 class PipelineResult:
     received: int
-    stored: list[StoredReading] = field(default_factory=list)
+    stored: Sequence[StoredReading] = field(default_factory=list)  # StoredColumns on the overlapped path
     predictions: int = 0
     alert_changes: int = 0
 
@@ -165,10 +165,10 @@ def _process_overlapped(readings: Sequence[ReadingIn], windows: SensorWindows, r
     (``expected_new_readings``). Those are inserted while Python scores them,
     and the predictions' upsert runs while Python applies the alert rules
     (``warning_system.db.Overlap``); the alert state is loaded and locked
-    before all that, so the rules need no query. The insert's row count checks the
-    guess: all of them inserted, or the guess was wrong (readings written
-    behind the consumer's back), and ``_GuessMissed`` rolls the batch back
-    to be redone on the plain path. Sensors without a complete window (a
+    before all that, so the rules need no query. The insert's row count
+    checks the guess: all of them inserted, or the guess was wrong
+    (readings written behind the consumer's back), and ``_GuessMissed``
+    rolls the batch back to be redone on the plain path. Sensors without a complete window (a
     restart, a rebalance) take the plain path in this transaction, which
     loads their windows.
     """
