@@ -45,7 +45,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from sensors.records import MEASUREMENTS, ReadingIn, ScoredReading, StoredColumns, StoredReading, to_unix_us
+from sensors.records import (
+    MEASUREMENTS, MICROSECOND, UNIX_EPOCH, ReadingIn, ScoredReading, StoredColumns, StoredReading, to_unix_us,
+)
 from warning_system.db import (
     PG_EPOCH_US, Float4Array, Float8Array, Int8Array, Overlap, TimestamptzArray, execute_now, numpy_cursor,
 )
@@ -67,8 +69,6 @@ _PRED_COLUMNS = (
 )
 _UPDATE_COLUMNS = _PRED_COLUMNS[2:9]
 _CHUNK = 500
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 # -- history --------------------------------------------------------------------
@@ -144,7 +144,7 @@ def _fetch_orm(pks: list[int], lo: np.ndarray, hi: np.ndarray, *, newest: bool) 
     condition = Q()
     for pk, start, end in zip(pks, lo.tolist(), hi.tolist()):
         condition |= Q(
-            sensor_id=pk, timestamp__gt=_UNIX_EPOCH + start * _MICROSECOND, timestamp__lte=_UNIX_EPOCH + end * _MICROSECOND,
+            sensor_id=pk, timestamp__gt=UNIX_EPOCH + start * MICROSECOND, timestamp__lte=UNIX_EPOCH + end * MICROSECOND,
         )
     rows = list(Reading.objects.filter(condition).values_list("sensor_id", "timestamp", *MEASUREMENTS))
     newest_us = {}
@@ -302,7 +302,7 @@ def _upsert(*, sensor_pks: np.ndarray, us: np.ndarray, p_land: np.ndarray, p_flo
     features_field = Prediction._meta.get_field("features")  # the one definition of the stored form
     rows = [
         (
-            int(pk), _UNIX_EPOCH + timedelta(microseconds=int(t)), float(pl), float(pf),
+            int(pk), UNIX_EPOCH + timedelta(microseconds=int(t)), float(pl), float(pf),
             risk_level(pl, medium, high), risk_level(pf, medium, high),
             versions["landslide"], versions["flood"], features_field.get_db_prep_value(vector, connection), now,
         )

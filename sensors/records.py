@@ -41,13 +41,13 @@ class StoredReading:
     water_level: float | None
 
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def to_unix_us(when: datetime) -> int:
     """An aware datetime as integer microseconds since the Unix epoch (exact, unlike ``timestamp()``)."""
-    return (when - _UNIX_EPOCH) // _MICROSECOND
+    return (when - UNIX_EPOCH) // MICROSECOND
 
 
 class StoredColumns(Sequence):
@@ -77,7 +77,7 @@ class StoredColumns(Sequence):
             raise TypeError("StoredColumns items are read one at a time")
         pk = int(self.sensor_pks[i])
         values = (None if v != v else v for v in self.values[:, i].tolist())  # NaN -> None
-        return StoredReading(None, pk, self.codes[pk], _UNIX_EPOCH + timedelta(microseconds=int(self.us[i])), *values)
+        return StoredReading(None, pk, self.codes[pk], UNIX_EPOCH + timedelta(microseconds=int(self.us[i])), *values)
 
 
 @dataclass(frozen=True, slots=True)

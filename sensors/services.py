@@ -16,7 +16,7 @@ from warning_system.db import (
 )
 
 from .models import Reading, Sensor
-from .records import MEASUREMENTS, ReadingIn, StoredColumns, StoredReading
+from .records import MEASUREMENTS, ReadingIn, StoredColumns, StoredReading, to_unix_us
 
 logger = logging.getLogger(__name__)
 
@@ -150,46 +150,39 @@ def readings_insert_new(*, stored: StoredColumns, received_us: np.ndarray, overl
 def sensors_touch_last_seen(*, stored: Iterable[StoredReading], overlap: Overlap | None = None) -> None:
     """Move ``last_seen_at`` forward (never back: late readings must not make a sensor look stale).
 
-    ``StoredColumns`` (the consumer's overlapped pipeline, PostgreSQL) may go
-    through the caller's ``overlap``: nothing waits for this update.
+    With an ``overlap`` (the consumer's overlapped pipeline, PostgreSQL) the
+    update goes through it: nothing waits for it.
     """
     if isinstance(stored, StoredColumns):
-        if not len(stored):
-            return
         # (sensor, timestamp) order: each sensor's last row is its newest.
-        last = np.flatnonzero(np.r_[stored.sensor_pks[1:] != stored.sensor_pks[:-1], True])
-        table = connection.ops.quote_name(Sensor._meta.db_table)
-        sql = (
-            f"UPDATE {table} AS s SET last_seen_at = v.ts FROM unnest(%b, %b) AS v(pk, ts) "
-            "WHERE s.id = v.pk AND (s.last_seen_at IS NULL OR s.last_seen_at < v.ts)"
-        )
-        params = [Int8Array(stored.sensor_pks[last]), TimestamptzArray(stored.us[last] - PG_EPOCH_US)]
-        with connection.wrap_database_errors:
-            cursor = numpy_cursor()
-        if overlap is not None:
-            overlap.submit(cursor, sql, params)
-        else:
-            Overlap.result(execute_now(cursor, sql, params))
+        last = np.flatnonzero(np.r_[stored.sensor_pks[1:] != stored.sensor_pks[:-1], True]) if len(stored) else []
+        pks, us = stored.sensor_pks[last], stored.us[last]
+    else:
+        latest: dict[int, datetime] = {}
+        for r in stored:
+            if r.sensor_pk not in latest or r.timestamp > latest[r.sensor_pk]:
+                latest[r.sensor_pk] = r.timestamp
+        ordered = sorted(latest.items())
+        if connection.vendor != "postgresql":
+            for sensor_pk, ts in ordered:
+                Sensor.objects.filter(pk=sensor_pk).exclude(last_seen_at__gte=ts).update(last_seen_at=ts)
+            return
+        pks = np.array([pk for pk, _ in ordered], dtype=np.int64)
+        us = np.array([to_unix_us(ts) for _, ts in ordered], dtype=np.int64)
+    if not len(pks):
         return
-    latest: dict[int, datetime] = {}
-    for r in stored:
-        if r.sensor_pk not in latest or r.timestamp > latest[r.sensor_pk]:
-            latest[r.sensor_pk] = r.timestamp
-    if not latest:
-        return
-    ordered = sorted(latest.items())
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Sensor._meta.db_table)
-        with connection.wrap_database_errors, binary_cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS s SET last_seen_at = v.ts "
-                "FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(pk, ts) "
-                "WHERE s.id = v.pk AND (s.last_seen_at IS NULL OR s.last_seen_at < v.ts)",
-                [[pk for pk, _ in ordered], [ts for _, ts in ordered]],
-            )
-        return
-    for sensor_pk, ts in ordered:
-        Sensor.objects.filter(pk=sensor_pk).exclude(last_seen_at__gte=ts).update(last_seen_at=ts)
+    table = connection.ops.quote_name(Sensor._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS s SET last_seen_at = v.ts FROM unnest(%b, %b) AS v(pk, ts) "
+        "WHERE s.id = v.pk AND (s.last_seen_at IS NULL OR s.last_seen_at < v.ts)"
+    )
+    params = [Int8Array(pks), TimestamptzArray(us - PG_EPOCH_US)]
+    with connection.wrap_database_errors:
+        cursor = numpy_cursor()
+    if overlap is not None:
+        overlap.submit(cursor, sql, params)
+    else:
+        Overlap.result(execute_now(cursor, sql, params))
 
 
 @transaction.atomic

@@ -261,7 +261,7 @@ class Overlap:
         self._futures.clear()
         if failed is None:
             return
-        if exc is None or exc is not failed and not _caused_by(exc, failed):
+        if exc is None or not _caused_by(exc, failed):
             with connection.wrap_database_errors:
                 raise failed
 
