@@ -125,9 +125,15 @@ def _redis_admit(key_id: str, rate: str) -> int | None:
 
 
 def leases_clear() -> None:
-    """Forget this process's claimed blocks (tests that change the limit or flush Redis)."""
+    """Forget this process's claimed blocks and close the breaker (tests that change the limit or flush Redis).
+
+    A breaker left open by a test that stopped Redis would otherwise skip the
+    limiter in whatever test runs within ``RATELIMIT_BREAKER_SECONDS`` after it.
+    """
+    global _breaker_open_until
     with _leases_lock:
         _leases.clear()
+        _breaker_open_until = 0.0
 
 
 def client_ip(group: str, request) -> str:
