@@ -127,7 +127,10 @@ def main() -> int:
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(30)
+            stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime"))
+            stats.print_stats(30)
+            if os.environ.get("BENCH_CALLERS"):  # e.g. BENCH_CALLERS=deepcopy: who calls it, and how much
+                stats.print_callers(os.environ["BENCH_CALLERS"])
         cpus = sorted(cpu for cpu, _ in rounds)
         cpu, wall = statistics.median(cpus), statistics.median(w for _, w in rounds)
         print(f"{scenario}: CPU per request {cpu * 1e6:,.0f} µs (median of {args.rounds} x {n}; min {cpus[0] * 1e6:,.0f}, "

@@ -45,3 +45,23 @@ def test_lean_filtersets_filter_and_validate_as_django_filter_does(make_sensor):
             assert str(lean.qs.query) == str(reference.qs.query)
         else:
             assert lean.errors == reference.errors
+
+
+def test_forms_share_stateless_fields_but_validate_independently():
+    """Two requests' forms share the alert filters' fields, yet each keeps its own data, errors and cleaned values."""
+    valid, invalid = AlertFilterSet({"hazard": "flood", "until": "2026-01-01T00:00:00Z"}), AlertFilterSet({"hazard": "tsunami", "until": "soon"})
+    assert valid.form.fields["hazard"] is invalid.form.fields["hazard"]
+    assert valid.is_valid() and not invalid.is_valid()
+    assert valid.form.cleaned_data["hazard"] == "flood"
+    assert set(invalid.errors) == {"hazard", "until"} and not valid.errors
+    # Rendering a shared field shows each form's own value.
+    assert '<option value="flood" selected>' in str(valid.form["hazard"])
+    assert "selected" not in str(invalid.form["hazard"])
+
+
+def test_model_choice_fields_get_their_own_copy_per_form(make_sensor):
+    make_sensor("LF-3")
+    first, second = SensorFilterSet({}), SensorFilterSet({})
+    assert first.form.fields["site"] is not second.form.fields["site"]
+    assert first.form.fields["site"].queryset is not second.form.fields["site"].queryset
+    assert first.form.fields["status"] is second.form.fields["status"]

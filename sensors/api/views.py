@@ -31,7 +31,7 @@ from sensors.models import Sensor
 from sensors.selectors import sensor_exists, sensor_get, sensor_list, sensor_predictions, sensor_readings
 from warning_system.api.renderers import ORJSONRenderer
 
-from .serializers import PredictionPageSerializer, ReadingPageSerializer, SensorSerializer, WindowQuerySerializer
+from .serializers import PredictionPageSerializer, ReadingPageSerializer, SensorSerializer, window_query
 
 
 class RowsCSVRenderer(BaseRenderer):
@@ -107,9 +107,7 @@ class SensorViewSet(viewsets.ReadOnlyModelViewSet):
         """One query for the common case: the rows; only an empty page asks whether the sensor exists (404)."""
         sensor_id = self.kwargs[self.lookup_field]
         self._check_restriction(sensor_id)
-        query = WindowQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = window_query(request.query_params)
         rows = select(sensor_id=sensor_id, since=params.get("since"), until=params.get("until"), limit=params["limit"])
         if not rows and not sensor_exists(sensor_id=sensor_id):
             raise NotFound(f"Unknown sensor {sensor_id!r}.")

@@ -232,3 +232,25 @@ def test_window_queries_are_served_by_the_sensor_timestamp_index_without_sorting
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "reading_sensor_timestamp_uniq" in plan, plan
     assert "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize("query", [
+    "", "limit=500", "limit=1", "limit=5000", "limit=0500", "limit=0", "limit=5001", "limit=-3", "limit=+7", "limit=7.0",
+    "limit= 7", "limit=٣", "limit=abc", "limit=" + "9" * 5000, "limit=5&limit=6", "limit=", "since=2026-01-01T00:00:00Z",
+    "limit=10&until=2026-01-01T00:00:00Z", "format=csv&limit=3", "until=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z",
+])
+def test_window_query_gives_what_the_serializer_gives(query):
+    """The fast path for plain limits decides exactly as WindowQuerySerializer does, errors included."""
+    from django.http import QueryDict
+    from rest_framework.exceptions import ValidationError
+
+    from sensors.api.serializers import WindowQuerySerializer, window_query
+
+    params = QueryDict(query)
+    reference = WindowQuerySerializer(data=params)
+    if reference.is_valid():
+        assert window_query(params) == reference.validated_data
+    else:
+        with pytest.raises(ValidationError) as raised:
+            window_query(params)
+        assert raised.value.detail == reference.errors

@@ -6,6 +6,7 @@ from datetime import timezone
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.forms import ModelChoiceField
 from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
@@ -33,6 +34,23 @@ class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UTCIsoDateTimeField
 
 
+class _SharedFields(dict):
+    """A form class's ``base_fields`` whose per-instance deep copy shares the fields that hold no per-form state.
+
+    Django's ``BaseForm.__init__`` deep-copies ``base_fields`` for every form
+    instance so an instance may change its fields. A filter form never does
+    (nothing in this project sets a field's or widget's attributes per form),
+    and validating or rendering a field does not change it. The deep copy of
+    the alert filters' nine fields (their widgets and choices) was ~10 % of the
+    CPU of an uncached alert list (bench/bench_api_cpu.py alerts-sensor
+    --profile). A ``ModelChoiceField`` is still deep-copied: that gives each
+    form a fresh queryset, as Django intends.
+    """
+
+    def __deepcopy__(self, memo):
+        return {name: copy.deepcopy(field, memo) if isinstance(field, ModelChoiceField) else field for name, field in self.items()}
+
+
 class LeanFilterSet(django_filters.FilterSet):
     """A FilterSet whose instances copy the declared filters shallowly, and build their form class once.
 
@@ -50,8 +68,9 @@ class LeanFilterSet(django_filters.FilterSet):
     builds it on every request, creating a form field per filter (~0.3 ms of
     CPU of each uncached alert list). The fields depend only on the class's
     filters (a model choice filter's queryset is evaluated per form, when
-    Django copies the fields into each form instance). Not for filters whose
-    choices depend on the request (a callable ``queryset``).
+    Django copies the fields into each form instance), and its instances share
+    the fields that hold no per-form state (``_SharedFields``). Not for filters
+    whose choices depend on the request (a callable ``queryset``).
     """
 
     def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
@@ -76,5 +95,7 @@ class LeanFilterSet(django_filters.FilterSet):
         cls = type(self)
         form_class = cls.__dict__.get("_form_class")
         if form_class is None:
-            form_class = cls._form_class = super().get_form_class()
+            form_class = super().get_form_class()
+            form_class.base_fields = _SharedFields(form_class.base_fields)
+            cls._form_class = form_class
         return form_class
