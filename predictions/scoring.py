@@ -220,7 +220,7 @@ def get_registry() -> ModelRegistry:
         from django.conf import settings
 
         try:
-            _registry = ModelRegistry(settings.MODEL_DIR)
+            _registry = ModelRegistry(settings.MODEL_DIR, batch_threads=settings.SCORING_BATCH_THREADS or None)
         except ModelUnavailable as exc:
             _last_error = exc
             logger.error("scoring.models_unavailable", extra={"error": str(exc)})

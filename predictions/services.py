@@ -36,8 +36,9 @@ went from 51 to 20 µs CPU and from 152 to 54 µs wall per reading.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -63,6 +64,10 @@ logger = logging.getLogger(__name__)
 # Sensors per feature computation: bounds the history held at once (at a
 # 1-minute cadence ~4,400 rows a sensor, ~200 bytes a row while features are computed).
 _SENSORS_PER_CHUNK = 20
+# Predictions per scoring group when the upsert overlaps the scoring
+# (``predictions_score_stored(overlap=...)``): a 20,000-reading batch is
+# upserted in 4 statements, the first starting after a quarter of the scoring.
+_UPSERT_ROWS = 5000
 _PRED_COLUMNS = (
     "sensor_id", "timestamp", "landslide_probability", "flood_probability", "landslide_risk", "flood_risk",
     "landslide_model_version", "flood_model_version", "features", "created_at",
@@ -355,12 +360,18 @@ def _history(
     return blocks
 
 
-def _measurements(stored: Sequence[StoredReading]) -> np.ndarray:
-    """float64 (4, n) of the stored readings' values, NaN = missing."""
-    n = len(stored)
-    return np.vstack([
-        np.fromiter((np.nan if (v := getattr(r, name)) is None else v for r in stored), np.float64, n) for name in MEASUREMENTS
-    ])
+_measured = operator.attrgetter(*MEASUREMENTS)
+
+
+def _measurements(readings: Iterable[StoredReading | ReadingIn]) -> np.ndarray:
+    """float64 (4, n) of the readings' values, NaN = missing.
+
+    One C-level pass (``attrgetter``; numpy turns None into NaN in a float
+    array) rather than a generator per measurement: ~1.5 µs of CPU per
+    reading less in the consumer (bench/bench_consumer.py --profile).
+    """
+    rows = np.array([_measured(r) for r in readings], dtype=np.float64).reshape(-1, len(MEASUREMENTS))
+    return np.ascontiguousarray(rows.T)
 
 
 def expected_new_readings(
@@ -425,17 +436,14 @@ def expected_new_readings(
         else:
             new[i:j] = True
     positions = order[new]
-    chosen = [readings[k] for k in positions.tolist()]
-    values = np.vstack([
-        np.fromiter((np.nan if (v := getattr(r, name)) is None else v for r in chosen), np.float64, len(chosen)) for name in MEASUREMENTS
-    ])
+    values = _measurements([readings[k] for k in positions.tolist()])
     codes = {pk: code for code, pk in sensor_pks.items()}
     return StoredColumns(sensor_pks=pks[new], us=us[new], values=values, codes=codes), positions
 
 
 def predictions_score_stored(
     *, stored: Sequence[StoredReading], windows: SensorWindows | None = None, write: bool = True,
-    flood_stages: Mapping[int, float] | None = None,
+    flood_stages: Mapping[int, float] | None = None, overlap: Overlap | None = None,
 ) -> ScoredBatch:
     """Score newly stored readings (and re-score readings a late arrival affects).
 
@@ -451,6 +459,13 @@ def predictions_score_stored(
     ``write=False`` leaves the predictions to the caller's ``predictions_store``.
     ``flood_stages`` (sensor pk -> m, NaN = unknown), when the caller has
     just read them, saves the query.
+
+    ``overlap`` (with ``write``): the predictions are scored and upserted in
+    groups of about ``_UPSERT_ROWS``, each group's upsert sent to the overlap
+    as soon as it is scored, so PostgreSQL writes one group while Python
+    computes the next. Scored whole and upserted after, the upsert started
+    only when scoring ended and the alert rules waited for it (~7 µs per
+    reading, bench/bench_consumer.py --stages).
     """
     registry = get_registry()
     versions = registry.versions
@@ -477,6 +492,21 @@ def predictions_score_stored(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (features, target sensor pks, target µs) per chunk
     new_target = np.empty(n, np.int64)  # each reading of the sorted batch -> its row among all targets
     targets_so_far = 0
+    groups: list[PredictionRows] = []  # scored parts, in target order
+    pending = 0  # targets in parts not yet scored
+    group_rows = _UPSERT_ROWS if (write and overlap is not None) else None
+
+    def score_parts() -> None:
+        X = np.concatenate([p[0] for p in parts])
+        probs = registry.score(X)
+        group = PredictionRows(
+            np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]),
+            probs["landslide"].astype(np.float64), probs["flood"].astype(np.float64), X,
+        )
+        parts.clear()
+        groups.append(group)
+        if group_rows is not None:
+            _upsert_rows(group, versions, cutoffs, overlap)
     for chunk in range(0, len(sensors), _SENSORS_PER_CHUNK):
         ks = range(chunk, min(chunk + _SENSORS_PER_CHUNK, len(sensors)))
         # History back to 72 h before the oldest new reading, and forward to 72 h
@@ -515,14 +545,18 @@ def predictions_score_stored(
         batch_rows = slice(starts[ks[0]], starts[ks[-1] + 1])
         new_target[batch_rows] = targets_so_far + np.searchsorted(target_rows, new_rows)
         targets_so_far += len(target_rows)
+        pending += len(target_rows)
+        if group_rows is not None and pending >= group_rows:
+            score_parts()
+            pending = 0
+    if parts:
+        score_parts()
 
-    X = np.concatenate([p[0] for p in parts])
-    target_pks = np.concatenate([p[1] for p in parts])
-    target_us = np.concatenate([p[2] for p in parts])
+    rows = groups[0] if len(groups) == 1 else PredictionRows(*(
+        np.concatenate([getattr(g, f.name) for g in groups]) for f in fields(PredictionRows)
+    ))
+    X, p_land, p_flood = rows.features, rows.landslide_probability, rows.flood_probability
     rescored = len(X) - n
-    probs = registry.score(X)
-    p_land = probs["landslide"].astype(np.float64)
-    p_flood = probs["flood"].astype(np.float64)
     if rescored:
         logger.info("predictions.rescored_after_late_readings", extra={"rescored": rescored})
 
@@ -539,9 +573,9 @@ def predictions_score_stored(
         features=X[target],
         versions=versions,
         risk_cutoffs=cutoffs,
-        rows=PredictionRows(target_pks, target_us, p_land, p_flood, X),
+        rows=rows,
     )
-    if write:
+    if write and group_rows is None:
         predictions_store(batch=batch)
     return batch
 
@@ -553,10 +587,14 @@ def predictions_store(*, batch: ScoredBatch, overlap: Overlap | None = None) -> 
     writes the predictions while Python applies the alert rules; the
     overlap's end (before the transaction commits) waits for it.
     """
-    rows = batch.rows
-    if rows is None or not len(rows):
+    if batch.rows is not None:
+        _upsert_rows(batch.rows, batch.versions, batch.risk_cutoffs, overlap)
+
+
+def _upsert_rows(rows: PredictionRows, versions: dict[str, str], cutoffs: tuple[float, float], overlap: Overlap | None) -> None:
+    if not len(rows):
         return
     _upsert(
         sensor_pks=rows.sensor_pks, us=rows.us, p_land=rows.landslide_probability, p_flood=rows.flood_probability,
-        features=rows.features, versions=batch.versions, cutoffs=batch.risk_cutoffs, overlap=overlap,
+        features=rows.features, versions=versions, cutoffs=cutoffs, overlap=overlap,
     )

@@ -70,8 +70,8 @@ def decode_reading(value: bytes | None) -> ReadingIn:
         timestamp, received_at = _from_iso(raw_ts), _from_iso(raw_received)
     except ValueError:
         return _decode_checked(value)
-    if (timestamp.utcoffset() is None or received_at.utcoffset() is None
-            or timestamp.utcoffset() != _ZERO or received_at.utcoffset() != _ZERO or not 1 < timestamp.year < 9999):
+    # (A naive time's utcoffset() is None, which != _ZERO too.)
+    if timestamp.utcoffset() != _ZERO or received_at.utcoffset() != _ZERO or not 1 < timestamp.year < 9999:
         # The API writes UTC; anything else is normalised (or refused) by the full validator.
         return _decode_checked(value)
     measured = []

@@ -21,7 +21,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from alerts.services import alerts_evaluate_batch, alerts_load_batch
-from predictions.services import expected_new_readings, predictions_score_stored, predictions_store
+from predictions.services import expected_new_readings, predictions_score_stored
 from predictions.windows import SensorWindows
 from warning_system.db import Overlap
 
@@ -186,11 +186,11 @@ def _process_overlapped(readings: Sequence[ReadingIn], windows: SensorWindows, r
     loaded = alerts_load_batch(sensor_pks=np.unique(stored.sensor_pks).tolist())
     with Overlap() as overlap:
         inserted = readings_insert_new(stored=stored, received_us=received_us, overlap=overlap)
-        scored = predictions_score_stored(stored=stored, windows=windows, write=False, flood_stages=sensors.flood_stages)
+        # The predictions are upserted group by group as they are scored, behind the insert.
+        scored = predictions_score_stored(stored=stored, windows=windows, flood_stages=sensors.flood_stages, overlap=overlap)
         if Overlap.result(inserted) != len(stored):
             raise _GuessMissed(sensors.pks.values())
         result.stored = stored
         result.predictions = len(scored)
         sensors_touch_last_seen(stored=stored, overlap=overlap)
-        predictions_store(batch=scored, overlap=overlap)
         result.alert_changes = alerts_evaluate_batch(batch=scored, loaded=loaded)

@@ -248,3 +248,37 @@ def test_duplicates_inside_one_batch_keep_the_first_reading_on_both_paths(twins)
         assert row.water_level == readings[12].water_level
     assert Reading.objects.filter(sensor=cached).count() == 20
     assert _predictions(cached) == _predictions(database)
+
+
+def test_predictions_upserted_group_by_group_equal_the_database_paths(make_sensor, monkeypatch):
+    """The overlapped pipeline upserts each scoring group as soon as it is scored; the rows must be the same."""
+    import predictions.services as services
+
+    monkeypatch.setattr(services, "_SENSORS_PER_CHUNK", 1)
+    monkeypatch.setattr(services, "_UPSERT_ROWS", 5)  # several groups, hence several upserts, per batch
+    upserts = []
+    real_upsert_rows = services._upsert_rows
+    monkeypatch.setattr(services, "_upsert_rows", lambda rows, *a: upserts.append(len(rows)) or real_upsert_rows(rows, *a))
+    codes = [f"GRP-{k}" for k in range(4)]
+    for code in codes:
+        make_sensor(f"{code}-W", flood_stage_m=4.0, rainfall_limit_mm_h=40)
+        make_sensor(f"{code}-D", flood_stage_m=4.0, rainfall_limit_mm_h=40)
+    series = {code: _series("X", count=40, minutes=30, seed=k) for k, code in enumerate(codes)}
+    late = {code: [r for i, r in enumerate(readings) if i % 9 == 4] for code, readings in series.items()}
+    first = {code: [r for r in readings if r not in late[code]] for code, readings in series.items()}
+    windows = SensorWindows(max_bytes=16_000_000, ttl_seconds=3600)
+    for part in (first, late):  # the late readings re-score stored ones after them
+        batch = [r for code in codes for r in _as(f"{code}-W", part[code])]
+        upserts.clear()
+        process_readings(readings=batch, windows=windows)
+        assert len(upserts) >= len(codes) and sum(upserts) >= len(batch)  # a group per sensor chunk, not one upsert
+        for code in codes:
+            process_readings(readings=_as(f"{code}-D", part[code]))
+
+    assert len(windows) == len(codes)  # the windows' (overlapped) path was the one taken
+    from sensors.models import Sensor
+
+    for code in codes:
+        cached, database = Sensor.objects.get(sensor_id=f"{code}-W"), Sensor.objects.get(sensor_id=f"{code}-D")
+        assert len(_predictions(cached)) == 40
+        assert _predictions(cached) == _predictions(database)

@@ -10,6 +10,8 @@ LANDSLIDE_HORIZON_HOURS = env.int("LANDSLIDE_HORIZON_HOURS", default=24)
 FLOOD_HORIZON_HOURS = env.int("FLOOD_HORIZON_HOURS", default=6)
 MODEL_METRIC_FLOORS = env.dict("MODEL_METRIC_FLOORS", cast={"value": float}, default={"roc_auc": 0.90})
 PREDICTION_CACHE_SECONDS = env.int("PREDICTION_CACHE_SECONDS", default=300)
+# XGBoost threads for batch scoring (the consumer); 0 = one per CPU, at most 4.
+SCORING_BATCH_THREADS = env.int("SCORING_BATCH_THREADS", default=0)
 
 # Hysteresis: an open alert clears only after the risk stays below
 # ALERT_CLEAR_LEVEL for ALERT_CLEAR_READINGS consecutive readings or
