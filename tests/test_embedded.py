@@ -33,8 +33,16 @@ posted = [client.post("/api/v1/sensor-data", data=json.dumps(body), content_type
                        {"sensor_id": "EMB-1", "timestamp": "2026-01-01T01:00:00Z", "rainfall": 1.0, "water_level": 5.0})]
 page = client.get("/api/v1/sensors/EMB-1/readings", **auth).json()
 latest = Prediction.objects.order_by("-timestamp").first()
+from alerts import outbox
+from alerts.models import AlertEvent
+raised = AlertEvent.objects.filter(kind="raised").select_related("alert").first()
+key, value = outbox.encode_event(outbox._event_rows([raised.id])[0])  # the outbox's message, read through the ORM
+event = json.loads(value)
 print(json.dumps({"posted": posted, "readings": len(page["results"]), "predictions": Prediction.objects.count(),
-                  "features": latest.features, "alerts": client.get("/api/v1/alerts", **auth).json()["count"]}))
+                  "features": latest.features, "alerts": client.get("/api/v1/alerts", **auth).json()["count"],
+                  "event_ok": key == b"EMB-1" and event["event_id"] == raised.id and event["alert_id"] == raised.alert_id
+                  and event["triggered_at"] == raised.alert.triggered_at.isoformat() and event["at"] == raised.at.isoformat()
+                  and event["v"] == 1}))
 """
 
 
@@ -51,3 +59,4 @@ def test_embedded_default_stores_scores_and_alerts_on_sqlite(tmp_path):
     assert features["soil_moisture"] is None  # never measured: missing, not zero
     assert features["water_level_rate"] == 3.5  # (5.0 - 1.5) m over one hour
     assert result["alerts"] >= 1  # 5.0 m is above the 4.0 m flood stage
+    assert result["event_ok"]  # the outbox reads events on SQLite too (the ORM path of alerts.outbox._event_rows)
