@@ -136,6 +136,20 @@ def test_get_registry_reraises_model_unavailable_until_reset(tmp_path, settings)
         reset_registry()
 
 
+@pytest.mark.parametrize("threads, expected", [(1, "1"), (2, "2")])
+def test_batch_scoring_uses_the_configured_threads_and_requests_one(settings, threads, expected):
+    """SCORING_BATCH_THREADS reaches the consumer's booster; API requests always score on one thread."""
+    settings.SCORING_BATCH_THREADS = threads
+    reset_registry()
+    try:
+        model = get_registry()._models["flood"]
+        nthread = lambda booster: json.loads(booster.save_config())["learner"]["generic_param"]["nthread"]  # noqa: E731
+        assert nthread(model.batch_booster) == expected
+        assert nthread(model.single_booster) == "1"
+    finally:
+        reset_registry()
+
+
 @pytest.mark.parametrize("p, level", [(0.0, "low"), (0.4, "low"), (0.41, "medium"),
                                       (0.7, "medium"), (0.71, "high"), (1.0, "high")])
 def test_risk_level_cut_offs(p, level):
