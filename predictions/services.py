@@ -209,7 +209,7 @@ class _Snapshot(Mapping):
 
 @dataclass(frozen=True, slots=True)
 class PredictionRows:
-    """The prediction rows a scoring pass produced, column-wise, for ``predictions_store``."""
+    """The prediction rows a scoring pass produced (new readings and re-scored ones), column-wise, as upserted."""
 
     sensor_pks: np.ndarray
     us: np.ndarray
@@ -239,8 +239,6 @@ class ScoredBatch:
     features: np.ndarray  # float32 (n, len(FEATURE_NAMES)), as stored; NaN = missing
     versions: dict[str, str]
     risk_cutoffs: tuple[float, float]  # (RISK_MEDIUM, RISK_HIGH) the predictions were stored with
-    # Every prediction to write: the new readings' and those of stored readings a late one re-scored.
-    rows: PredictionRows | None = None
 
     def __len__(self) -> int:
         return len(self.stored)
@@ -440,7 +438,7 @@ def expected_new_readings(
 
 
 def predictions_score_stored(
-    *, stored: Sequence[StoredReading], windows: SensorWindows | None = None, write: bool = True,
+    *, stored: Sequence[StoredReading], windows: SensorWindows | None = None,
     flood_stages: Mapping[int, float] | None = None, overlap: Overlap | None = None,
 ) -> ScoredBatch:
     """Score newly stored readings (and re-score readings a late arrival affects).
@@ -454,11 +452,10 @@ def predictions_score_stored(
     loaded: the whole batch then rolls back and is retried, so no reading is
     ever stored without its prediction. The caller must forget ``windows``
     when the transaction does not commit (they may hold its readings).
-    ``write=False`` leaves the predictions to the caller's ``predictions_store``.
     ``flood_stages`` (sensor pk -> m, NaN = unknown), when the caller has
     just read them, saves the query.
 
-    ``overlap`` (with ``write``): the predictions are scored and upserted in
+    ``overlap``: the predictions are scored and upserted in
     groups of about ``_UPSERT_ROWS``, each group's upsert sent to the overlap
     as soon as it is scored, so PostgreSQL writes one group while Python
     computes the next. Scored whole and upserted after, the upsert started
@@ -492,7 +489,7 @@ def predictions_score_stored(
     targets_so_far = 0
     groups: list[PredictionRows] = []  # scored parts, in target order
     pending = 0  # targets in parts not yet scored
-    group_rows = _UPSERT_ROWS if (write and overlap is not None) else None
+    group_rows = None if overlap is None else _UPSERT_ROWS  # None: one group, upserted here at the end
 
     def score_parts() -> None:
         X = np.concatenate([p[0] for p in parts])
@@ -571,25 +568,14 @@ def predictions_score_stored(
         features=X[target],
         versions=versions,
         risk_cutoffs=cutoffs,
-        rows=rows,
     )
-    if write and group_rows is None:
-        predictions_store(batch=batch)
+    if group_rows is None:
+        _upsert_rows(rows, versions, cutoffs, None)
     return batch
 
 
-def predictions_store(*, batch: ScoredBatch, overlap: Overlap | None = None) -> None:
-    """Write a scored batch's predictions (idempotent upsert); with an ``overlap``, while the caller goes on.
-
-    The consumer's pipeline hands the upsert to an ``Overlap`` so PostgreSQL
-    writes the predictions while Python applies the alert rules; the
-    overlap's end (before the transaction commits) waits for it.
-    """
-    if batch.rows is not None:
-        _upsert_rows(batch.rows, batch.versions, batch.risk_cutoffs, overlap)
-
-
 def _upsert_rows(rows: PredictionRows, versions: dict[str, str], cutoffs: tuple[float, float], overlap: Overlap | None) -> None:
+    """Upsert the rows now, or with an ``overlap`` on its helper thread (whose end, before the COMMIT, waits for it)."""
     if not len(rows):
         return
     _upsert(
