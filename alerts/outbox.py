@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from warning_system.db import fetch_rows
+from warning_system.db import fetch_rows, joined_select
 
 from .models import AlertEvent
 
@@ -68,29 +68,11 @@ def _events_sql() -> str:
     pure-Python loader, ~30 µs of the ~45 µs of CPU an event cost to publish
     (bench/bench_consumer.py --profile on storm data).
     """
-    quote = connection.ops.quote_name
-    alert_field = AlertEvent._meta.get_field("alert")
-    alert_meta = alert_field.related_model._meta
-    sensor_field = alert_meta.get_field("sensor")
-    sensor_meta = sensor_field.related_model._meta
-    site_field = sensor_meta.get_field("site")
-    site_meta = site_field.related_model._meta
-    alias = {(): ("e", AlertEvent._meta), ("alert",): ("a", alert_meta), ("alert", "sensor"): ("s", sensor_meta),
-             ("alert", "sensor", "site"): ("st", site_meta)}
-
-    def column(path: str) -> str:
-        *hops, name = path.split("__")
-        table, meta = alias[tuple(hops)]
-        return f"{table}.{quote(meta.get_field(name).column)}"
-
-    return (
-        f"SELECT {', '.join(column(path) for path in _EVENT_FIELDS)} "
-        f"FROM {quote(AlertEvent._meta.db_table)} e "
-        f"JOIN {quote(alert_meta.db_table)} a ON a.{quote(alert_meta.pk.column)} = e.{quote(alert_field.column)} "
-        f"JOIN {quote(sensor_meta.db_table)} s ON s.{quote(sensor_meta.pk.column)} = a.{quote(sensor_field.column)} "
-        f"JOIN {quote(site_meta.db_table)} st ON st.{quote(site_meta.pk.column)} = s.{quote(site_field.column)} "
-        f"WHERE e.{quote(AlertEvent._meta.pk.column)} = ANY(%s) ORDER BY e.{quote(AlertEvent._meta.pk.column)}"
+    columns, table, joins = joined_select(
+        AlertEvent, _EVENT_FIELDS, {(): "e", ("alert",): "a", ("alert", "sensor"): "s", ("alert", "sensor", "site"): "st"},
     )
+    pk = connection.ops.quote_name(AlertEvent._meta.pk.column)
+    return f"SELECT {columns} FROM {table} {joins} WHERE e.{pk} = ANY(%s) ORDER BY e.{pk}"
 
 
 _EVENTS_SQL = _events_sql()

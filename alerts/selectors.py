@@ -11,7 +11,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
-from warning_system.db import fetch_rows
+from warning_system.db import fetch_rows, joined_select
 
 from .models import Alert, AlertEvent
 
@@ -38,25 +38,10 @@ def _list_page_sql() -> str:
     only ``values("pk")`` costs a quarter of that, and PostgreSQL looks up
     the page's rows by primary key.
     """
-    quote = connection.ops.quote_name
-    sensor_field = Alert._meta.get_field("sensor")
-    sensor_meta = sensor_field.related_model._meta
-    site_field = sensor_meta.get_field("site")
-    site_meta = site_field.related_model._meta
-    alias = {(): ("a", Alert._meta), ("sensor",): ("s", sensor_meta), ("sensor", "site"): ("st", site_meta)}
-
-    def column(path: str) -> str:
-        *hops, name = path.split("__")
-        table, meta = alias[tuple(hops)]
-        return f"{table}.{quote(meta.get_field(name).column)}"
-
+    columns, table, joins = joined_select(Alert, _LIST_FIELDS, {(): "a", ("sensor",): "s", ("sensor", "site"): "st"})
     return (
-        f"SELECT {', '.join(column(path) for path in _LIST_FIELDS)} "
-        f"FROM unnest(ARRAY({{ids}})) WITH ORDINALITY AS page(id, n) "
-        f"JOIN {quote(Alert._meta.db_table)} a ON a.{quote(Alert._meta.pk.column)} = page.id "
-        f"JOIN {quote(sensor_meta.db_table)} s ON s.{quote(sensor_meta.pk.column)} = a.{quote(sensor_field.column)} "
-        f"JOIN {quote(site_meta.db_table)} st ON st.{quote(site_meta.pk.column)} = s.{quote(site_field.column)} "
-        "ORDER BY page.n"
+        f"SELECT {columns} FROM unnest(ARRAY({{ids}})) WITH ORDINALITY AS page(id, n) "
+        f"JOIN {table} ON a.{connection.ops.quote_name(Alert._meta.pk.column)} = page.id {joins} ORDER BY page.n"
     )
 
 

@@ -28,6 +28,33 @@ def binary_cursor() -> psycopg.Cursor:
     return psycopg.Cursor(connection.connection)
 
 
+def joined_select(model, lookups, aliases: dict[tuple[str, ...], str]) -> tuple[str, str, str]:
+    """SQL text for a precomposed read of ``lookups`` (Django paths like ``"sensor__site__name"``) of ``model``.
+
+    ``aliases`` names a table alias for the model (key ``()``) and for each
+    forward relation the lookups follow (``("sensor",)``, ``("sensor", "site")``).
+    Returns (the column list, the model's table with its alias, the JOIN
+    clauses of the relations), built from the models' metadata, so the
+    statements follow the models' table and column names.
+    """
+    quote = connection.ops.quote_name
+    metas = {(): model._meta}
+    joins = []
+    for path in sorted((p for p in aliases if p), key=len):
+        field = metas[path[:-1]].get_field(path[-1])
+        meta = metas[path] = field.related_model._meta
+        joins.append(
+            f"JOIN {quote(meta.db_table)} {aliases[path]} "
+            f"ON {aliases[path]}.{quote(meta.pk.column)} = {aliases[path[:-1]]}.{quote(field.column)}"
+        )
+
+    def column(lookup: str) -> str:
+        *hops, name = lookup.split("__")
+        return f"{aliases[tuple(hops)]}.{quote(metas[tuple(hops)].get_field(name).column)}"
+
+    return ", ".join(column(lookup) for lookup in lookups), f"{quote(model._meta.db_table)} {aliases[()]}", " ".join(joins)
+
+
 def fetch_rows(sql: str, params: list | tuple) -> list[tuple]:
     """Rows of a read query, loaded from PostgreSQL's binary format by psycopg's C loaders.
 
