@@ -50,7 +50,8 @@ _LIST_PAGE_SQL = _list_page_sql()
 # The lists' order, newest first, and the same as SQL on the alert table (ties broken by id).
 _LIST_ORDER = ("-triggered_at", "-id")
 _LIST_ORDER_SQL = ", ".join(
-    f"{connection.ops.quote_name(Alert._meta.db_table)}.{connection.ops.quote_name(Alert._meta.get_field(name.lstrip('-')).column)} DESC"
+    f"{connection.ops.quote_name(Alert._meta.db_table)}.{connection.ops.quote_name(Alert._meta.get_field(name.lstrip('-')).column)}"
+    + (" DESC" if name.startswith("-") else "")
     for name in _LIST_ORDER
 )
 
