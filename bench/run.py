@@ -4,12 +4,13 @@
 
 Steps (each command is recorded in the report, API keys redacted):
 
-1. Services: PostgreSQL and Redis must be reachable; a private Kafka-protocol
-   broker (Tansu, via ``scripts/services.py``) is started on a free port and
-   stopped at the end (``--kafka`` uses an existing broker instead).
-2. A fresh database (``ws_bench``), Redis DB 14 flushed, topics and a
-   consumer group named for this run (a shared broker may hold other
-   messages).
+1. Services: PostgreSQL must be reachable. A private Kafka-protocol broker
+   (Tansu, via ``scripts/services.py``) and a private redis-server, started
+   with docker-compose.yml's own Redis command (its memory cap and eviction
+   policy), run on free ports and are stopped at the end (``--kafka`` and
+   ``--redis-url`` use existing ones instead; that Redis DB is flushed).
+2. A fresh database (``ws_bench``), topics and a consumer group named for
+   this run (a shared broker may hold other messages).
 3. ``migrate``, ``create_topics``, sensors, API keys, ``load_history
    --generate`` (10 million readings), 100,000 alerts (mostly resolved), ANALYZE.
 4. gunicorn with ``warning_system.settings.production`` and ``gunicorn.conf.py``.
@@ -34,6 +35,7 @@ import random
 import re
 import runpy
 import secrets
+import shlex
 import subprocess
 import sys
 import time
@@ -101,7 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=None, help="partitions of the readings topic (default: KAFKA_TOPIC_PARTITIONS)")
     parser.add_argument("--port", type=int, default=0, help="port for gunicorn (default: a free one)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/ws_bench", help="dropped and recreated!")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="this Redis DB is flushed")
+    parser.add_argument("--redis-url", default=None,
+                        help="an existing Redis DB, flushed (default: a private redis-server on a free port, started with "
+                             "docker-compose.yml's Redis command for this run and stopped after it)")
     parser.add_argument("--kafka", default=None,
                         help="bootstrap servers of an existing broker (default: a private Tansu broker on a free port, "
                              "started for this run and stopped after it)")
@@ -124,6 +128,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(unknown)}")
     return args
+
+
+def compose_redis_args() -> list[str]:
+    """The arguments docker-compose.yml gives redis-server, so the benchmark's Redis is the deployment's."""
+    import yaml
+
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["redis"]["command"]
+    if not command or command[0] != "redis-server":
+        raise SystemExit(f"docker-compose.yml's redis command is not a redis-server command line: {command!r}")
+    return [str(arg) for arg in command[1:]]
 
 
 def _ours(cmd: str, db_name: str) -> bool:
@@ -155,6 +169,7 @@ class Bench:
         self.notes: list[str] = []
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.broker: subprocess.Popen | None = None
+        self.redis: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
         self.consumer: subprocess.Popen | None = None
         self.python = sys.executable
@@ -163,6 +178,9 @@ class Bench:
         self.private_broker = args.kafka is None
         if self.private_broker:
             args.kafka = f"127.0.0.1:{lib.free_port()}"
+        self.private_redis = args.redis_url is None
+        if self.private_redis:
+            args.redis_url = f"redis://127.0.0.1:{lib.free_port()}/0"
         self.port = args.port or lib.free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.keys: dict[str, str] = {}
@@ -220,7 +238,15 @@ class Bench:
         if not svc.reachable(db.hostname or "127.0.0.1", db.port or 5432):
             raise SystemExit(f"PostgreSQL is not reachable at {db.hostname}:{db.port or 5432}")
         redis_url = urlparse(self.args.redis_url)
-        if not svc.reachable(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
+        if self.private_redis:
+            # The deployment's Redis, not the machine's: its memory cap and eviction policy
+            # decide what the cache holds under load, and benchmark 8 counts its memory.
+            server_args = compose_redis_args()
+            print(f"Starting a private redis-server on 127.0.0.1:{redis_url.port} ({shlex.join(server_args)})")
+            self.redis = svc.start_redis("127.0.0.1", redis_url.port, server_args, log_path=str(self.out / "redis.log"))
+            self.log.lines.append(f"# redis: redis-server {shlex.join(server_args)} on 127.0.0.1:{redis_url.port} "
+                                  "(docker-compose.yml's command; private to this run)")
+        elif not svc.reachable(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
             raise SystemExit(f"Redis is not reachable at {redis_url.hostname}:{redis_url.port or 6379}")
         if self.private_broker:
             # A private broker per run: Tansu keeps every message in memory and slows as it
@@ -720,7 +746,7 @@ class Bench:
             "web": [self.gunicorn.pid, *lib.descendants(self.gunicorn.pid)] if self.gunicorn else [],
             "consumer": [self.consumer.pid] if self.consumer else [],
             "postgres": lib.pids_where(lambda comm, cmd: comm == "postgres" and _ours(cmd, self.db_name)),
-            "redis": lib.pids_where(lambda comm, cmd: comm.startswith("redis-server")),
+            "redis": [self.redis.pid] if self.redis else lib.pids_where(lambda comm, cmd: comm.startswith("redis-server")),
             "broker": [self.broker.pid] if self.broker else
                       lib.pids_where(lambda comm, cmd: "tansu" in comm or "tansu" in cmd.split(" ", 1)[0]),
         }
@@ -731,8 +757,10 @@ class Bench:
         self.add("8", "whole stack (web + consumer + PostgreSQL + Redis + broker)", "fits a 2 GB VPS (< 2048 MB)",
                  f"PSS {total_pss:.0f} MB ({detail}); RSS sum {total_rss:.0f} MB (counts shared pages once per process)",
                  total_pss < 2048)
-        self.notes.append("Memory: PostgreSQL and Redis are the machine's shared instances (the server's processes and the benchmark "
-                          "database's backends are counted, other databases' backends are not). The broker measured is "
+        self.notes.append("Memory: PostgreSQL is the machine's shared instance (the server's processes and the benchmark "
+                          "database's backends are counted, other databases' backends are not). Redis is "
+                          + ("this run's private redis-server, run as docker-compose.yml runs it" if self.redis else "the machine's (all of it)")
+                          + ". The broker measured is "
                           + ("this run's private Tansu" if self.broker else "the shared Tansu")
                           + "; a real Kafka JVM (typically 1 GB heap) is not.")
 
@@ -769,6 +797,8 @@ class Bench:
             lib.stop_process(proc)
         if self.broker is not None:
             lib.stop_process(self.broker)
+        if self.redis is not None:
+            lib.stop_process(self.redis)
 
     def report(self) -> str:
         a = self.args
@@ -784,7 +814,7 @@ class Bench:
             *([f"- CPU probe (bench/lib.py cpu_probe: {lib.CPU_PROBE_ITERATIONS:,} Python additions, CPU seconds; lower is faster) "
                f"before each benchmark: {', '.join(f'{p:.2f}' for p in self.cpu_probes)}."] if self.cpu_probes else []),
             f"- Commit: {self.revision}" + ("" if lib.git_revision() == self.revision else f" (at the start; {lib.git_revision()} by the end)"),
-            f"- Stack: {getattr(self, 'server_shape', 'gunicorn not started')}, production settings; PostgreSQL, Redis DB, "
+            f"- Stack: {getattr(self, 'server_shape', 'gunicorn not started')}, production settings; PostgreSQL, Redis {a.redis_url}" + (" (private, docker-compose.yml's command)" if self.redis else "") + ", "
             f"Kafka-protocol broker at {a.kafka}; topic {self.topic}.",
             f"- Data: {a.sensors:,} sensors, {a.readings:,} history readings ({self.history_rate or 'not loaded'}), {a.alerts:,} alerts.",
             f"- Load: {a.duration} s per wrk run, {a.wrk_threads} wrk threads; connections: single {a.single_connections}, "

@@ -24,7 +24,6 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django_ratelimit.core import get_usage
 
-from .health import check_cache
 from .ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def _plain_response(message: str, status: int, retry_after: int) -> HttpResponse
 
 
 def login_guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Wrap a login view (ours or the admin's): 429 over the failure limit, 503 without a session store.
+    """Wrap a login view (ours or the admin's): 429 over the failure limit.
 
     A POST that does not redirect is a failed sign-in (both Django login views
     re-render the form on bad credentials and redirect on success).
@@ -56,9 +55,6 @@ def login_guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         if usage is not None and usage["count"] >= usage["limit"]:
             logger.warning("auth.login_rate_limited", extra={"remote_addr": request.META.get("REMOTE_ADDR"), "path": request.path})
             return _plain_response("Too many failed sign-ins from this address. Try again later.", 429, max(1, usage["time_left"]))
-        if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache" and (problem := check_cache()):
-            logger.warning("auth.login_session_store_down", extra={"error": problem, "path": request.path})
-            return _plain_response("Sign-in is unavailable: the session store (Redis) is down. Try again shortly.", 503, 30)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
             _failed_logins(request, increment=True)

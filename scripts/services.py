@@ -54,6 +54,24 @@ def start_broker(host: str, port: int, log_path: str = "/tmp/warning-system-brok
     raise SystemExit(f"The Kafka-protocol broker did not listen on {host}:{port} within 30 s; see {log_path}")
 
 
+def start_redis(host: str, port: int, server_args: list[str], log_path: str = "/tmp/warning-system-redis.log") -> subprocess.Popen:
+    """A private redis-server on ``host:port`` with ``server_args`` (the benchmark passes docker-compose's)."""
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(
+        ["redis-server", *server_args, "--bind", host, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited at start; see {log_path}")
+        if reachable(host, port, 0.5):
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"redis-server did not listen on {host}:{port} within 15 s; see {log_path}")
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)

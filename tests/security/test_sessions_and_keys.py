@@ -1,4 +1,4 @@
-"""Keys (restriction to sensors, hashed, never shown again), CSRF, sessions in Redis, login rate limiting, model files."""
+"""Keys (restriction to sensors, hashed, never shown again), CSRF, sessions (Redis in front of PostgreSQL), login rate limiting, model files."""
 from __future__ import annotations
 
 import logging
@@ -73,15 +73,31 @@ def test_page_acknowledge_without_csrf_token_is_a_403_and_changes_nothing(scene,
     assert Alert.objects.get(pk=scene["alert"]).status == Alert.Status.OPEN
 
 
-def test_sessions_live_in_redis(users):
-    """With REDIS_URL set the session is a Redis key (the cookie flags of production: test_production_http.py)."""
+def test_sessions_are_cached_in_redis_and_stored_in_postgresql(users):
+    """With REDIS_URL set a session is a Redis key and a database row (the cookie flags of production: test_production_http.py)."""
+    from django.contrib.sessions.models import Session
     from django_redis import get_redis_connection
 
-    assert django_settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache"
+    assert django_settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
     browser = Client()
     assert browser.post("/accounts/login/", {"username": "analyst", "password": "analyst-password-1"}).status_code == 302
     session_key = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
     assert get_redis_connection("default").keys(f"*{session_key}*")
+    assert Session.objects.filter(session_key=session_key).exists()
+
+
+def test_signed_in_analyst_stays_signed_in_when_redis_loses_the_session(users):
+    """Redis keeps nothing on disk and evicts under its memory cap: losing the cached copy must not sign anyone out."""
+    from django_redis import get_redis_connection
+
+    browser = Client()
+    assert browser.post("/accounts/login/", {"username": "analyst", "password": "analyst-password-1"}).status_code == 302
+    session_key = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
+    redis = get_redis_connection("default")
+    evicted = redis.keys(f"*{session_key}*")
+    assert evicted and redis.delete(*evicted) == len(evicted)  # what a restart or an LRU eviction does
+    page = browser.get("/")
+    assert page.status_code == 200, page.status_code  # not a redirect to the sign-in page
 
 
 @pytest.mark.parametrize("login_path", ["/accounts/login/", "/admin/login/"])

@@ -4,6 +4,15 @@ Redis failures must never take ingestion down (an early-warning system keeps
 accepting readings when its cache is gone), so the default cache ignores
 Redis exceptions with short socket timeouts: a cache miss is the degraded
 mode. The health check still reports Redis as failing ("degraded").
+
+Sessions are read from Redis and written through to PostgreSQL
+(``cached_db``). Redis runs without persistence and with a memory cap and
+LRU eviction (docker-compose.yml), so a session kept only there would be
+lost on a Redis restart, or evicted under a burst of cached alert pages,
+and a duty officer would be signed out in the middle of a storm; a Redis
+outage would also make signing in impossible. With the database behind it,
+a missing or evicted session is read from PostgreSQL, at the cost of one
+write per session change.
 """
 from .env import env
 
@@ -24,7 +33,7 @@ if REDIS_URL:
             },
         },
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {
         "default": {
