@@ -370,3 +370,12 @@ def test_a_fully_read_body_keeps_its_connection_alive_even_when_the_thread_stall
     finally:
         near.close()
         far.close()
+
+
+def test_benchmark_runs_the_deployments_redis_and_judges_memory_by_its_limits(services):
+    """bench/run.py takes Redis's command line and the memory limits from this file, not from copies of them."""
+    from bench.run import compose_memory_limits, compose_redis_args
+
+    assert ["redis-server", *compose_redis_args()] == services["redis"]["command"]
+    assert "--maxmemory" in compose_redis_args() and "--maxmemory-policy" in compose_redis_args()
+    assert compose_memory_limits() == {name: _megabytes(services[name]["deploy"]["resources"]["limits"]["memory"]) for name in LONG_RUNNING}
