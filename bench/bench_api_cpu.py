@@ -128,7 +128,7 @@ def main() -> int:
 
             profiler.disable()
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime"))
-            stats.print_stats(30)
+            stats.print_stats(int(os.environ.get("BENCH_TOP", "30")))
             if os.environ.get("BENCH_CALLERS"):  # e.g. BENCH_CALLERS=deepcopy: who calls it, and how much
                 stats.print_callers(os.environ["BENCH_CALLERS"])
         cpus = sorted(cpu for cpu, _ in rounds)
