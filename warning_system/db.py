@@ -67,21 +67,38 @@ def fetch_rows(sql: str, params: list | tuple) -> list[tuple]:
     time zone, which Django keeps at UTC (USE_TZ), so they render exactly as
     the ORM's did. Raises Django's database exceptions. PostgreSQL only.
 
-    The statement is prepared on the connection at its first use and its plan
-    reused (``prepare=True``; Django turns psycopg's automatic preparation
-    off). The callers send a few fixed statements with parameters; planning an
-    uncached alert list's two statements cost PostgreSQL ~0.75 ms, more than
-    running them (``EXPLAIN (ANALYZE, SUMMARY)``). psycopg keeps at most 100
-    prepared statements per connection (least recently used are deallocated).
+    The statement is prepared on the connection at its first use and reused
+    by name. The callers send a few fixed statements with parameters; parsing
+    and planning an uncached alert list's two statements cost PostgreSQL
+    ~0.75 ms, more than running them (``EXPLAIN (ANALYZE, SUMMARY)``), and a
+    prepared statement lets PostgreSQL switch to a generic plan after five
+    executions when it is no worse. Django sets psycopg's
+    ``prepare_threshold`` to None, which disables preparation on the
+    connection even for ``prepare=True``; so the threshold is set only around
+    this execute (never reached: nothing is prepared automatically) and put
+    back, leaving the ORM's statements unprepared as Django expects.
+    ``tests/test_db_prepared.py`` checks that the statement is prepared once
+    and reused. psycopg keeps at most 100 prepared statements per connection
+    (least recently used are deallocated) and forgets them all on a rollback.
     Nothing here runs ``DISCARD ALL`` (the pool does not), which would drop
     the statements behind psycopg's back.
     """
     with connection.wrap_database_errors:
         cursor = binary_cursor()
         cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _TIMESTAMPTZ_BINARY_LOADER)
-        with cursor:
-            cursor.execute(sql, params, binary=True, prepare=True)
-            return cursor.fetchall()
+        conn = cursor.connection
+        automatic = conn.prepare_threshold
+        conn.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+        try:
+            with cursor:
+                cursor.execute(sql, params, binary=True, prepare=True)
+                return cursor.fetchall()
+        finally:
+            conn.prepare_threshold = automatic
+
+
+# A threshold no statement reaches: only an explicit ``prepare=True`` prepares.
+_PREPARE_ONLY_WHEN_ASKED = 2**62
 
 
 # PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC.
