@@ -9,6 +9,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["management.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["warning_system.api.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["warning_system.api.parsers.ORJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "warning_system.api.negotiation.FastContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
