@@ -66,7 +66,8 @@ if platform.libc_ver()[0] == "glibc" and "MALLOC_ARENA_MAX" not in os.environ:
 bind = "0.0.0.0:8000"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
-worker_class = "gthread"
+# gthread, with new connections spread evenly over the workers (see the module).
+worker_class = "warning_system.gunicorn_worker.BalancedThreadWorker"
 # How long a worker thread waits for the first request bytes of a NEW connection before
 # handing the connection to the worker's poller (gunicorn's gthread default: 5 s). A
 # client sends its request right after the TCP handshake, so it is there at once or
@@ -260,3 +261,10 @@ if os.environ.get("LOG_FORMAT", "json") == "json":
     }
 else:
     logger_class = AccessLogger
+
+
+def child_exit(server, worker):
+    """Free the exited worker's connection-balancing slot (warning_system.gunicorn_worker)."""
+    from warning_system.gunicorn_worker import release
+
+    release(worker.pid)

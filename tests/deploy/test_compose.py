@@ -99,7 +99,10 @@ def test_web_runs_gunicorn_with_the_repository_config_and_an_importable_app(serv
 def test_gunicorn_config_takes_workers_and_threads_from_the_environment(monkeypatch):
     cfg = _gunicorn_config(monkeypatch, GUNICORN_WORKERS="3", GUNICORN_THREADS="6")
     assert (cfg.workers, cfg.threads) == (3, 6)
-    assert cfg.worker_class_str == "gthread"
+    assert cfg.worker_class_str == "warning_system.gunicorn_worker.BalancedThreadWorker"  # gthread, balanced
+    from gunicorn.workers.gthread import ThreadWorker
+
+    assert issubclass(cfg.worker_class, ThreadWorker)
 
 
 def test_gunicorn_config_defaults_suit_a_small_vps(monkeypatch):
