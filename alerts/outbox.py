@@ -95,6 +95,38 @@ def encode_event(row: tuple) -> tuple[bytes, bytes]:
     return row[_SENSOR_ID].encode(), orjson.dumps(value)
 
 
+def _claim_pending_ids(limit: int) -> list[int]:
+    """Lock and return the oldest ``limit`` unpublished event ids (inside the caller's transaction).
+
+    On PostgreSQL the claim must walk the partial index ``alertevent_pending_idx``
+    as an ordered index scan, not as a bitmap scan. Marking an event published
+    moves it out of the index's predicate, but its old index entry stays until
+    VACUUM. An index scan marks such entries dead (LP_DEAD) the first time it
+    meets them, and later scans skip them without a heap visit. A bitmap scan
+    never does, so each sweep re-reads the heap page of every event published
+    since the last VACUUM. After a storm (1.2 M events published between two
+    vacuums) that cost 174 ms per sweep against 10 ms for the index scan
+    (docs/benchmarks.md, 2026-12-07 14:05). The planner picks the bitmap scan
+    because it expects few pending rows, so bitmap scans are switched off for
+    this one statement and the previous setting is put back.
+    """
+    claim = (
+        AlertEvent.objects.filter(published_at__isnull=True, kind__in=AlertEvent.PUBLISHED_KINDS)
+        .select_for_update(skip_locked=True)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if connection.vendor != "postgresql":
+        return list(claim)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_bitmapscan'), set_config('enable_bitmapscan', 'off', true)")
+        previous = cursor.fetchone()[0]
+        ids = list(claim)
+        # On an error the transaction (or savepoint) rolls back, which undoes the SET LOCAL as well.
+        cursor.execute("SELECT set_config('enable_bitmapscan', %s, true)", [previous])
+    return ids
+
+
 def publish_pending(*, producer, limit: int = 1000) -> int:
     """Send up to ``limit`` unpublished events, oldest first; returns how many the broker acknowledged.
 
@@ -108,12 +140,7 @@ def publish_pending(*, producer, limit: int = 1000) -> int:
         # order, LIMIT applied to it), then read their fields. One query joining alert, sensor
         # and site before the LIMIT made PostgreSQL join and sort every pending event: 2.3 s per
         # sweep with 500,000 pending after a storm (bench 7's alert latency rose to 2.2 s).
-        ids = list(
-            AlertEvent.objects.filter(published_at__isnull=True, kind__in=AlertEvent.PUBLISHED_KINDS)
-            .select_for_update(skip_locked=True)
-            .order_by("id")
-            .values_list("id", flat=True)[:limit]
-        )
+        ids = _claim_pending_ids(limit)
         if not ids:
             return 0
         events = _event_rows(ids)
