@@ -41,6 +41,7 @@ import gc
 import multiprocessing
 import os
 import platform
+import random
 import resource
 import sys
 import time
@@ -178,6 +179,11 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true", help="leave the benchmark database in place")
     parser.add_argument("--cadence-seconds", type=int, default=300, help="seconds between a sensor's readings (default 300)")
     parser.add_argument("--order", choices=("sensor", "time"), default="sensor", help="produce order (default: sensor)")
+    parser.add_argument(
+        "--values", choices=("steady", "wrk"), default="steady",
+        help="steady: deterministic values (rain cycling 0-49 mm/h); wrk: bench/wrk/ingest.lua's random values on "
+             "bench/run.py's multi-parameter sensors (the backlog benchmark 4 drains: ~10 %% of readings raise an alert)",
+    )
     parser.add_argument("--history", type=int, default=0, metavar="N", help="store N readings of history first (not measured)")
     parser.add_argument("--db-prefix", default="bench_consumer_", help="name prefix of the database created (shared servers)")
     parser.add_argument("--topic-prefix", default="bench.", help="name prefix of the topics and consumer group created")
@@ -242,7 +248,7 @@ def main() -> None:
         clock.wrap(sensors.pipeline, "alerts_evaluate_batch", "alerts: rules and writes (the writes wait for the upsert)")
         clock.wrap(warning_system.db.Overlap, "__exit__", "wait for overlapped statements")
         clock.wrap(sensors.consumer.ReadingsConsumer, "_commit", "offset commit")
-        clock.wrap(sensors.consumer.ReadingsConsumer, "_publish_outbox", "outbox")
+        clock.wrap(sensors.consumer.ReadingsConsumer, "_publish_outbox", "outbox (on its own thread, overlapping the batches: CPU is the process's meanwhile)")
         clock.watch_gc()
         clock.watch_sql()
 
@@ -250,7 +256,14 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         site = Site.objects.create(name="Bench", region="Bench")
         codes = [f"B-{i:04d}" for i in range(args.sensors)]
-        Sensor.objects.bulk_create([Sensor(sensor_id=c, site=site, flood_stage_m=4.0, rainfall_limit_mm_h=40) for c in codes])
+        if args.values == "wrk":  # as bench/run.py seeds them
+            Sensor.objects.bulk_create([
+                Sensor(sensor_id=c, site=site, kind=Sensor.Kind.MULTI, flood_stage_m=4.0, rainfall_limit_mm_h=40.0,
+                       ground_movement_limit_mm_h=5.0, soil_moisture_limit=0.45)
+                for c in codes
+            ])
+        else:
+            Sensor.objects.bulk_create([Sensor(sensor_id=c, site=site, flood_stage_m=4.0, rainfall_limit_mm_h=40) for c in codes])
 
         cadence = timedelta(seconds=args.cadence_seconds)
         if args.history:
@@ -274,11 +287,20 @@ def main() -> None:
 
         def produce_all() -> None:
             pairs = [(code, i) for i in steps for code in codes] if args.order == "time" else [(code, i) for code in codes for i in steps]
-            produce_readings(
-                (ReadingIn(sensor_id=code, timestamp=ts, received_at=ts, rainfall=float(i % 50), soil_moisture=0.3, water_level=1.5)
-                 for code, i in pairs for ts in (BASE_TIME + cadence * i,)),
-                topic=topic,
-            )
+            if args.values == "wrk":
+                rng = random.Random(42)
+
+                def reading(code: str, ts) -> ReadingIn:  # bench/wrk/ingest.lua's reading()
+                    rain = round(rng.random() * 15, 1) if rng.random() < 0.3 else 0.0
+                    return ReadingIn(
+                        sensor_id=code, timestamp=ts, received_at=ts, rainfall=rain, soil_moisture=round(0.2 + rng.random() * 0.15, 3),
+                        ground_movement=round(rng.random() * 0.5, 2), water_level=round(1.0 + rng.random() * 1.5, 2),
+                    )
+            else:
+                def reading(code: str, ts) -> ReadingIn:
+                    return ReadingIn(sensor_id=code, timestamp=ts, received_at=ts, rainfall=float(steps_of[ts] % 50), soil_moisture=0.3, water_level=1.5)
+            steps_of = {BASE_TIME + cadence * i: i for i in steps}
+            produce_readings((reading(code, BASE_TIME + cadence * i) for code, i in pairs), topic=topic)
 
         connection.close()  # the child must not share the parent's database connection
         t0 = time.perf_counter()

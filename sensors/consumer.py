@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,57 @@ class TransientFailure(RuntimeError):
     """Something outside the batch failed (broker did not acknowledge); retry the batch."""
 
 
+class OutboxThread:
+    """Publishes pending alert events in a thread of its own, on request and every KAFKA_OUTBOX_SWEEP_SECONDS.
+
+    Why: a sweep waits for the broker to acknowledge every event (acks=all)
+    and then marks them published. Run after each batch in the consumer's
+    own thread, that wait held the next batch back: in the benchmark's
+    storm (~1,600 events per batch of 20,000 readings) the outbox stage
+    took 6.3 µs of wall time per reading, of which 3.5 were waiting
+    (bench/bench_consumer.py --values wrk --stages). Here the wait overlaps
+    the next batch. Sweeps are transactions of their own on this thread's
+    own database connection, and claim events with SKIP LOCKED, so they
+    cannot send an event twice or hold up the batch's writes. Events stay
+    at-least-once: an event is marked published only after the broker
+    acknowledged it, and anything unsent stays in the outbox for the next
+    sweep, or the next start.
+    """
+
+    def __init__(self, drain, *, interval: float):
+        self._drain = drain  # sends until the outbox is empty (or a bound); True if it stopped with events left
+        self._interval = interval
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> None:
+        """Sweep now (a batch wrote alert events)."""
+        self._wake.set()
+
+    def close(self, timeout: float) -> None:
+        """One last sweep, then stop (waits at most ``timeout`` seconds)."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+                closing = self._closing
+                if self._drain() and not closing:
+                    self._wake.set()  # a backlog left: go on at once
+                if closing:
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def _partition_key(message: Message) -> tuple[str, int]:
     return message.topic(), message.partition()
 
@@ -198,7 +250,7 @@ class ReadingsConsumer:
         self._producer: Producer | None = None
         self._stats = {"messages": 0, "stored": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "max_batch": 0, "retries": 0}
         self._stats_since = time.monotonic()
-        self._next_outbox = 0.0
+        self._outbox: OutboxThread | None = None
         # Recent readings of the sensors of our partitions, so scoring need not re-read them
         # (172 -> 80 µs CPU per reading with 1,000 sensors' 72 h at a 1-minute cadence: predictions.services).
         self._windows = SensorWindows(max_bytes=int(settings.WINDOW_CACHE_MB * 2**20), ttl_seconds=settings.WINDOW_CACHE_SECONDS)
@@ -220,15 +272,15 @@ class ReadingsConsumer:
         logger.info("consumer.started", extra={"topic": self.topic, "group": self.group, "batch_size": self.batch_size, "batch_seconds": self.batch_seconds})
         next_stats = time.monotonic() + settings.KAFKA_CONSUMER_STATS_SECONDS
         next_stale = time.monotonic() + settings.KAFKA_STALE_CHECK_SECONDS
-        self._next_outbox = time.monotonic()  # a sweep at start-up: events left by a previous run or the API
+        self._outbox = OutboxThread(self._publish_outbox, interval=settings.KAFKA_OUTBOX_SWEEP_SECONDS)
+        self._outbox.start()
+        self._outbox.request()  # a sweep at start-up: events left by a previous run or the API
         try:
             while not self._stopping:
                 batch = self._collect()
                 if batch:
                     self._handle(batch)
                 now = time.monotonic()
-                if now >= self._next_outbox and not self._stopping:
-                    self._publish_outbox()
                 if now >= next_stats:
                     self._log_stats()
                     next_stats = now + settings.KAFKA_CONSUMER_STATS_SECONDS
@@ -238,6 +290,7 @@ class ReadingsConsumer:
         finally:
             self._log_stats()
             self._consumer.close()
+            self._outbox.close(timeout=OUTBOX_DRAIN_SECONDS + settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
             self._producer.flush(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
             connection.close()
             logger.info("consumer.stopped", extra={"topic": self.topic, "group": self.group})
@@ -327,7 +380,7 @@ class ReadingsConsumer:
         # failed). Other batches skip the query; API-made events that could
         # not be sent at once wait for the periodic sweep (run()).
         if outcome.result.alert_changes or failed:
-            self._publish_outbox()
+            self._outbox_request()
 
     def _wait(self, seconds: float) -> None:
         """Sleep by polling (paused), so the group sees us alive and rebalances are served."""
@@ -383,25 +436,32 @@ class ReadingsConsumer:
         stats["batches"] += 1
         stats["max_batch"] = max(stats["max_batch"], outcome.messages)
 
-    def _publish_outbox(self) -> None:
+    def _outbox_request(self) -> None:
+        if self._outbox is not None:
+            self._outbox.request()
+        else:  # not running (tests drive _handle directly): sweep here
+            self._publish_outbox()
+
+    def _publish_outbox(self) -> bool:
         """Send pending alert events: sweep after sweep while sweeps come back full, for up to OUTBOX_DRAIN_SECONDS.
 
-        One sweep (1,000 events) per batch fell behind in a storm: a batch of
-        20,000 readings can raise ~1,600 events, and the benchmark's storm
-        left 570,000 events waiting, so a new alert reached the `alerts` topic
-        many minutes late (docs/benchmarks.md, 01:48). The time bound keeps
-        readings flowing meanwhile.
+        Runs on the ``OutboxThread``. One sweep (1,000 events) per batch fell
+        behind in a storm: a batch of 20,000 readings can raise ~1,600 events,
+        and the benchmark's storm left 570,000 events waiting, so a new alert
+        reached the `alerts` topic many minutes late (docs/benchmarks.md,
+        01:48). The time bound lets a stop (or the thread's close) through.
+        Returns True when it stopped with a full sweep, i.e. events are left.
         """
-        self._next_outbox = time.monotonic() + settings.KAFKA_OUTBOX_SWEEP_SECONDS
         deadline = time.monotonic() + OUTBOX_DRAIN_SECONDS
         try:
             while publish_pending(producer=self._producer, limit=OUTBOX_SWEEP_EVENTS) == OUTBOX_SWEEP_EVENTS:
                 if time.monotonic() >= deadline or self._stopping:
-                    break
+                    return True
         except Exception as exc:
             # Unpublished events stay in the outbox; the next sweep sends them.
             logger.warning("consumer.outbox_failed", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             connection.close()
+        return False
 
     def _periodic_checks(self) -> None:
         try:
@@ -411,7 +471,7 @@ class ReadingsConsumer:
             logger.warning("consumer.stale_check_failed", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             connection.close()
             return
-        self._publish_outbox()
+        self._outbox_request()
 
     # -- observability -------------------------------------------------------
     def _log_stats(self) -> None:
