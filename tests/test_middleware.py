@@ -124,3 +124,36 @@ def test_alert_csv_export_streams_through_the_api_key_path(api_client, make_key)
     assert response.status_code == 200 and response.streaming
     assert b"".join(response.streaming_content).startswith(b"id,")
     assert response["X-Content-Type-Options"] == "nosniff"  # the fast path keeps the security headers
+
+
+def test_a_sensor_readings_page_with_a_key_takes_the_fast_path_with_the_stacks_headers_and_errors(api_client, make_key, sensor):
+    """The per-sensor pages skip the session/CSRF/auth middleware for API keys, and answer as the full stack would."""
+    from django.contrib.sessions.middleware import SessionMiddleware
+
+    key = make_key(scopes=("read",))
+    calls = []
+    original = SessionMiddleware.process_request
+    SessionMiddleware.process_request = lambda self, request: calls.append(request.path) or original(self, request)
+    try:
+        ok = api_client.get(f"/api/v1/sensors/{sensor.sensor_id}/readings?limit=5", HTTP_AUTHORIZATION=f"Api-Key {key}")
+        predictions = api_client.get(f"/api/v1/sensors/{sensor.sensor_id}/predictions", HTTP_AUTHORIZATION=f"Api-Key {key}")
+        unknown = api_client.get("/api/v1/sensors/NOPE-1/readings", HTTP_AUTHORIZATION=f"Api-Key {key}")
+        bad = api_client.get(f"/api/v1/sensors/{sensor.sensor_id}/readings?limit=0", HTTP_AUTHORIZATION=f"Api-Key {key}")
+        no_key = api_client.get(f"/api/v1/sensors/{sensor.sensor_id}/readings")
+    finally:
+        SessionMiddleware.process_request = original
+    assert calls == [f"/api/v1/sensors/{sensor.sensor_id}/readings"]  # only the request without a key took the full stack
+    assert ok.status_code == 200 and ok.json()["sensor_id"] == sensor.sensor_id
+    assert predictions.status_code == 200
+    assert unknown.status_code == 404 and "NOPE-1" in unknown.json()["detail"]
+    assert bad.status_code == 400
+    assert no_key.status_code == 401
+    for response in (ok, unknown, bad):
+        assert response["X-Content-Type-Options"] == "nosniff" and response["X-Frame-Options"] == "DENY"
+        assert int(response["Content-Length"]) == len(response.content)
+
+
+def test_a_sensor_code_the_urlconf_does_not_match_falls_back_to_the_full_stack(api_client, make_key):
+    key = make_key(scopes=("read",))
+    response = api_client.get("/api/v1/sensors/a/b/readings", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert response.status_code == 404

@@ -2,7 +2,8 @@
 
 ``POST /api/v1/sensor-data`` serves thousands of requests per second from
 devices, ``POST /api/v1/predictions`` serves integrators, and
-``GET /api/v1/alerts`` is what dashboards and integrations poll; all three
+``GET /api/v1/alerts`` and ``GET /api/v1/sensors/{id}/readings`` (or
+``/predictions``) are what dashboards and integrations poll; all of them
 authenticate with API keys and never use sessions, users, flash messages,
 CSRF tokens, static files or slash redirects. Every layer of
 middleware costs a few microseconds per request even when it does nothing
@@ -11,7 +12,7 @@ and the target is ≤ 150 µs of CPU per request, authentication included.
 
 :class:`IngestFastPathMiddleware` sits near the top of ``MIDDLEWARE`` (after
 :class:`ReleaseCyclesMiddleware`) and sends those
-paths (``FAST_PATHS``) straight to their DRF views, applying on the way exactly
+paths (``FAST_PATHS``, and one sensor's readings and predictions pages) straight to their DRF views, applying on the way exactly
 what the skipped middleware would have done for them:
 
 - ``SecurityMiddleware`` (HTTPS redirect, HSTS, nosniff, referrer and
@@ -21,8 +22,8 @@ what the skipped middleware would have done for them:
   on a foreign host) and ``Content-Length``;
 - ``RejectNulMiddleware``: a NUL byte in the path or query string is a 400
   (``nul_rejection``; the alert list takes query filters);
-- URL resolution: each view is resolved once through the URLconf (which
-  stays the single source of truth for the routes) and then reused.
+- URL resolution: each view is resolved through the URLconf (which stays
+  the single source of truth for the routes); the fixed paths once, then reused.
 
 Everything else is skipped on purpose: the views are ``csrf_exempt`` (CSRF
 middleware would pass them through), WhiteNoise serves only ``/static/``, and
@@ -34,13 +35,17 @@ from __future__ import annotations
 
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import resolve
+from django.urls import Resolver404, resolve
 
 from management.authentication import extract_key
 
 INGEST_PATH = "/api/v1/sensor-data"
 ALERT_LIST_PATH = "/api/v1/alerts"
 FAST_PATHS = (INGEST_PATH, "/api/v1/predictions", ALERT_LIST_PATH)
+# One sensor's readings or predictions, newest first (GET /api/v1/sensors/{sensor_id}/readings): what
+# dashboards and integrations poll per sensor. The sensor code varies, so these are resolved per request.
+SENSOR_WINDOW_PREFIX = "/api/v1/sensors/"
+SENSOR_WINDOW_SUFFIXES = ("/readings", "/predictions")
 
 
 class IngestFastPathMiddleware:
@@ -59,10 +64,29 @@ class IngestFastPathMiddleware:
         self._xframe = XFrameOptionsMiddleware(get_response)
         self._matches = {}
 
+    def _resolve(self, path: str):
+        """The URLconf's match for a fast path, or None: the request takes the full stack."""
+        match = self._matches.get(path)
+        if match is not None:
+            return match
+        if path in FAST_PATHS:
+            match = self._matches[path] = resolve(path)
+            return match
+        if path.startswith(SENSOR_WINDOW_PREFIX) and path.endswith(SENSOR_WINDOW_SUFFIXES):
+            try:
+                return resolve(path)  # not cached: one entry per sensor code would grow without bound
+            except Resolver404:
+                return None  # e.g. a code with a slash: the full stack answers its 404
+        return None
+
     def __call__(self, request):
         path = request.path_info
-        if path not in FAST_PATHS or (path != INGEST_PATH and extract_key(request) is None):
-            # Predictions and alerts also accept an analyst's session (with CSRF): those take the full stack.
+        fast = path in FAST_PATHS or (path.startswith(SENSOR_WINDOW_PREFIX) and path.endswith(SENSOR_WINDOW_SUFFIXES))
+        if not fast or (path != INGEST_PATH and extract_key(request) is None):
+            # The read endpoints also accept an analyst's session (with CSRF): those take the full stack.
+            return self.get_response(request)
+        match = self._resolve(path)
+        if match is None:
             return self.get_response(request)
         redirect = self._security.process_request(request)  # HTTPS redirect (production)
         if redirect is not None:
@@ -71,9 +95,6 @@ class IngestFastPathMiddleware:
         if rejected is not None:
             return self._security.process_response(request, rejected)
         request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it: DisallowedHost -> 400
-        match = self._matches.get(path)
-        if match is None:
-            match = self._matches[path] = resolve(path)
         request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)
         if hasattr(response, "render"):
