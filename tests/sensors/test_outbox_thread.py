@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 from sensors.consumer import OutboxThread
 
@@ -31,39 +32,37 @@ def _wait_for(predicate, timeout=5.0):
         time.sleep(0.01)
 
 
-def test_a_request_sweeps_on_the_outbox_thread_not_the_callers():
-    drain = FakeDrain()
-    outbox = OutboxThread(drain, interval=60)
+@contextmanager
+def running(drain, *, interval: float):
+    outbox = OutboxThread(drain, interval=interval)
     outbox.start()
     try:
+        yield outbox
+    finally:
+        outbox.close(timeout=5)
+
+
+def test_a_request_sweeps_on_the_outbox_thread_not_the_callers():
+    drain = FakeDrain()
+    with running(drain, interval=60) as outbox:
         outbox.request()
         assert drain.called.wait(5)
         assert drain.calls == ["outbox"]
-    finally:
-        outbox.close(timeout=5)
 
 
 def test_without_requests_it_sweeps_every_interval():
     drain = FakeDrain()
-    outbox = OutboxThread(drain, interval=0.05)
-    outbox.start()
-    try:
+    with running(drain, interval=0.05):
         _wait_for(lambda: len(drain.calls) >= 3)
-    finally:
-        outbox.close(timeout=5)
 
 
 def test_a_drain_that_left_events_is_followed_by_another_at_once():
     drain = FakeDrain(results=[True, True, False])
-    outbox = OutboxThread(drain, interval=60)
-    outbox.start()
-    try:
+    with running(drain, interval=60) as outbox:
         outbox.request()
         _wait_for(lambda: len(drain.calls) == 3)
         time.sleep(0.1)
         assert len(drain.calls) == 3  # the third left nothing: it waits for the next request
-    finally:
-        outbox.close(timeout=5)
 
 
 def test_close_sweeps_once_more_and_stops_the_thread():
