@@ -247,7 +247,11 @@ class ReadingsConsumer:
         self._carry: list[Message] = []
         self._batch: list[Message] = []
         self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._producer: Producer | None = None  # dead letters
+        # Alert events, on the outbox thread. A producer of its own: delivery callbacks run on
+        # whichever thread polls the producer, so sharing one would let a dead-letter flush on
+        # this thread run the outbox's callbacks after its own flush had already returned.
+        self._events_producer: Producer | None = None
         self._stats = {"messages": 0, "stored": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "max_batch": 0, "retries": 0}
         self._stats_since = time.monotonic()
         self._outbox: OutboxThread | None = None
@@ -268,6 +272,7 @@ class ReadingsConsumer:
         keep_heap_for_arrays()
         self._consumer = Consumer(consumer_config(group=self.group))
         self._producer = Producer(producer_config())
+        self._events_producer = Producer(producer_config())
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         logger.info("consumer.started", extra={"topic": self.topic, "group": self.group, "batch_size": self.batch_size, "batch_seconds": self.batch_seconds})
         next_stats = time.monotonic() + settings.KAFKA_CONSUMER_STATS_SECONDS
@@ -380,7 +385,7 @@ class ReadingsConsumer:
         # failed). Other batches skip the query; API-made events that could
         # not be sent at once wait for the periodic sweep (run()).
         if outcome.result.alert_changes or failed:
-            self._outbox_request()
+            self._outbox.request()
 
     def _wait(self, seconds: float) -> None:
         """Sleep by polling (paused), so the group sees us alive and rebalances are served."""
@@ -436,12 +441,6 @@ class ReadingsConsumer:
         stats["batches"] += 1
         stats["max_batch"] = max(stats["max_batch"], outcome.messages)
 
-    def _outbox_request(self) -> None:
-        if self._outbox is not None:
-            self._outbox.request()
-        else:  # not running (tests drive _handle directly): sweep here
-            self._publish_outbox()
-
     def _publish_outbox(self) -> bool:
         """Send pending alert events: sweep after sweep while sweeps come back full, for up to OUTBOX_DRAIN_SECONDS.
 
@@ -454,7 +453,7 @@ class ReadingsConsumer:
         """
         deadline = time.monotonic() + OUTBOX_DRAIN_SECONDS
         try:
-            while publish_pending(producer=self._producer, limit=OUTBOX_SWEEP_EVENTS) == OUTBOX_SWEEP_EVENTS:
+            while publish_pending(producer=self._events_producer, limit=OUTBOX_SWEEP_EVENTS) == OUTBOX_SWEEP_EVENTS:
                 if time.monotonic() >= deadline or self._stopping:
                     return True
         except Exception as exc:
@@ -471,7 +470,7 @@ class ReadingsConsumer:
             logger.warning("consumer.stale_check_failed", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             connection.close()
             return
-        self._outbox_request()
+        self._outbox.request()
 
     # -- observability -------------------------------------------------------
     def _log_stats(self) -> None:

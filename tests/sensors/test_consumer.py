@@ -253,7 +253,7 @@ def test_an_outbox_backlog_is_drained_sweep_after_sweep_not_one_sweep_per_batch(
     AlertEvent.objects.bulk_create([AlertEvent(alert=alert, kind="raised", level="high", status="open") for _ in range(backlog)])
     create_test_topics()
     consumer = ReadingsConsumer()
-    consumer._producer = Producer(producer_config())
+    consumer._events_producer = Producer(producer_config())
 
     consumer._publish_outbox()  # what runs after a batch that wrote alert events
 
