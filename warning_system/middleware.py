@@ -48,6 +48,10 @@ SENSOR_WINDOW_PREFIX = "/api/v1/sensors/"
 SENSOR_WINDOW_SUFFIXES = ("/readings", "/predictions")
 
 
+def is_fast_path(path: str) -> bool:
+    return path in FAST_PATHS or (path.startswith(SENSOR_WINDOW_PREFIX) and path.endswith(SENSOR_WINDOW_SUFFIXES))
+
+
 class IngestFastPathMiddleware:
     """Second in ``MIDDLEWARE``: the ``FAST_PATHS`` go straight to their views (see the module docstring).
 
@@ -67,22 +71,18 @@ class IngestFastPathMiddleware:
     def _resolve(self, path: str):
         """The URLconf's match for a fast path, or None: the request takes the full stack."""
         match = self._matches.get(path)
-        if match is not None:
-            return match
-        if path in FAST_PATHS:
+        if match is None:
+            if path not in FAST_PATHS:  # a sensor's page: not cached, one entry per sensor code would grow without bound
+                try:
+                    return resolve(path)
+                except Resolver404:
+                    return None  # e.g. a code with a slash: the full stack answers its 404
             match = self._matches[path] = resolve(path)
-            return match
-        if path.startswith(SENSOR_WINDOW_PREFIX) and path.endswith(SENSOR_WINDOW_SUFFIXES):
-            try:
-                return resolve(path)  # not cached: one entry per sensor code would grow without bound
-            except Resolver404:
-                return None  # e.g. a code with a slash: the full stack answers its 404
-        return None
+        return match
 
     def __call__(self, request):
         path = request.path_info
-        fast = path in FAST_PATHS or (path.startswith(SENSOR_WINDOW_PREFIX) and path.endswith(SENSOR_WINDOW_SUFFIXES))
-        if not fast or (path != INGEST_PATH and extract_key(request) is None):
+        if not is_fast_path(path) or (path != INGEST_PATH and extract_key(request) is None):
             # The read endpoints also accept an analyst's session (with CSRF): those take the full stack.
             return self.get_response(request)
         match = self._resolve(path)
