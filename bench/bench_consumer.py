@@ -257,11 +257,9 @@ def main() -> None:
         site = Site.objects.create(name="Bench", region="Bench")
         codes = [f"B-{i:04d}" for i in range(args.sensors)]
         if args.values == "wrk":  # as bench/run.py seeds them
-            Sensor.objects.bulk_create([
-                Sensor(sensor_id=c, site=site, kind=Sensor.Kind.MULTI, flood_stage_m=4.0, rainfall_limit_mm_h=40.0,
-                       ground_movement_limit_mm_h=5.0, soil_moisture_limit=0.45)
-                for c in codes
-            ])
+            from bench.lib import BENCH_SENSOR_FIELDS
+
+            Sensor.objects.bulk_create([Sensor(sensor_id=c, site=site, kind=Sensor.Kind.MULTI, **BENCH_SENSOR_FIELDS) for c in codes])
         else:
             Sensor.objects.bulk_create([Sensor(sensor_id=c, site=site, flood_stage_m=4.0, rainfall_limit_mm_h=40) for c in codes])
 
@@ -290,17 +288,18 @@ def main() -> None:
             if args.values == "wrk":
                 rng = random.Random(42)
 
-                def reading(code: str, ts) -> ReadingIn:  # bench/wrk/ingest.lua's reading()
+                def reading(code: str, i: int) -> ReadingIn:  # bench/wrk/ingest.lua's reading()
+                    ts = BASE_TIME + cadence * i
                     rain = round(rng.random() * 15, 1) if rng.random() < 0.3 else 0.0
                     return ReadingIn(
                         sensor_id=code, timestamp=ts, received_at=ts, rainfall=rain, soil_moisture=round(0.2 + rng.random() * 0.15, 3),
                         ground_movement=round(rng.random() * 0.5, 2), water_level=round(1.0 + rng.random() * 1.5, 2),
                     )
             else:
-                def reading(code: str, ts) -> ReadingIn:
-                    return ReadingIn(sensor_id=code, timestamp=ts, received_at=ts, rainfall=float(steps_of[ts] % 50), soil_moisture=0.3, water_level=1.5)
-            steps_of = {BASE_TIME + cadence * i: i for i in steps}
-            produce_readings((reading(code, BASE_TIME + cadence * i) for code, i in pairs), topic=topic)
+                def reading(code: str, i: int) -> ReadingIn:
+                    ts = BASE_TIME + cadence * i
+                    return ReadingIn(sensor_id=code, timestamp=ts, received_at=ts, rainfall=float(i % 50), soil_moisture=0.3, water_level=1.5)
+            produce_readings((reading(code, i) for code, i in pairs), topic=topic)
 
         connection.close()  # the child must not share the parent's database connection
         t0 = time.perf_counter()
@@ -370,6 +369,9 @@ def main() -> None:
     print()
     load = os.getloadavg()
     measured = total - commits[0][1]
+    if measured <= 0:
+        raise SystemExit(f"All {total:,} readings came in one batch: the rate counts from the first commit, so nothing "
+                         f"was measured. Use more --readings or a smaller --batch-size (now {consumer.batch_size}).")
     print(f"Consumer process CPU: {cpu_total / measured * 1e6:.1f} µs/reading; its PostgreSQL backends: "
           f"{pg_total / measured * 1e6:.1f} µs/reading (together {(cpu_total + pg_total) / measured * 1e6:.1f}); "
           f"RSS after the first batch {rss_mb[0]:.0f} MB, after the last {rss_mb[-1]:.0f} MB, "

@@ -328,6 +328,10 @@ def machine() -> dict[str, str]:
     return {"nproc": str(os.cpu_count()), "cpu": model, "ram": ram, "kernel": platform.release(), "python": platform.python_version()}
 
 
+# The benchmark's sensors: multi-parameter stations with every limit set, so all the alert rules run
+# (bench/run.py seeds them; bench/bench_consumer.py --values wrk uses the same).
+BENCH_SENSOR_FIELDS = dict(flood_stage_m=4.0, rainfall_limit_mm_h=40.0, ground_movement_limit_mm_h=5.0, soil_moisture_limit=0.45)
+
 CPU_PROBE_ITERATIONS = 5_000_000
 
 

@@ -133,7 +133,6 @@ def test_pending_events_are_claimed_with_the_pending_index_in_id_order(kafka_top
     assert "alertevent_pending_idx" in plan and "Sort" not in plan, plan
 
 
-
 def test_the_claim_never_runs_as_a_bitmap_scan_and_leaves_the_setting_as_it_was(kafka_topics, events):
     """Bitmap scans are off for the claim only: they re-read every already-published event's heap page.
 
