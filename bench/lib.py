@@ -74,6 +74,7 @@ class WrkResult:
     latency_ms: dict[str, float]
     statuses: dict[str, int]
     max_counter: int  # most requests one wrk thread generated (scripts that number them)
+    web_cpu_us: float | None = None  # the web server's CPU per request during the run (set by bench/run.py)
 
     @property
     def rps(self) -> float:
@@ -269,6 +270,19 @@ def children(pid: int) -> list[int]:
     except OSError:
         pass
     return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (/proc/<pid>/stat; gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

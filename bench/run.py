@@ -499,10 +499,17 @@ class Bench:
     def _wrk(self, name: str, *, path: str, script: str, args: list[str], connections: int, duration: int | None = None) -> lib.WrkResult:
         duration = duration or self.args.duration
         print(f"[{name}] wrk -c{connections} -d{duration}s {path} ...", flush=True)
+        # The web server's own CPU per answer: far less sensitive than throughput to what else
+        # loads the machine, so it is what tells two configurations or commits apart.
+        web = lib.descendants(self.gunicorn.pid) if self.gunicorn else []
+        cpu0 = lib.cpu_seconds(web)
         result = lib.wrk(url=self.base_url + path, script=script, args=args, connections=connections, duration=duration,
                          threads=self.args.wrk_threads, timeout=10, log=self.log, out_dir=self.out, name=name)
+        result.web_cpu_us = (lib.cpu_seconds(web) - cpu0) / result.requests * 1e6 if web and result.requests else None
         lat = result.latency_ms
-        print(f"[{name}] {result.rps:,.0f} req/s, p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms, {result.error_text()}", flush=True)
+        cpu = f", web CPU {result.web_cpu_us:,.0f} µs/request" if result.web_cpu_us is not None else ""
+        print(f"[{name}] {result.rps:,.0f} req/s, p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+              f"{result.error_text()}{cpu}", flush=True)
         return result
 
     def _ingest(self, name: str, *, items: int, connections: int, pace_ms: int = 0) -> lib.WrkResult:
