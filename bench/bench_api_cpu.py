@@ -64,7 +64,6 @@ def main() -> int:
     from bench.inprocess import django_setup, wsgi_call
 
     django_setup(test_db=not READS.intersection(args.scenarios))
-    from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
 
     from management.services import api_key_create
