@@ -13,6 +13,11 @@ Two producer paths:
   waiting for the broker's acknowledgement of every request (sequential, so
   wall time is dominated by round trips; the CPU figure is what matters).
 
+With one reading per request and one thread it also measures the issue's
+own yardstick, plain Django (``bench/plain_django.py``), in rounds that
+alternate with the real ones, and prints the ratio: CPU microseconds depend
+on the machine as much as on the code (docs/benchmarks.md, "2b").
+
 Usage (PostgreSQL, Redis and, for ``kafka``, a broker must be reachable)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench REDIS_URL=redis://127.0.0.1:6379/3 \\
