@@ -88,6 +88,10 @@ class WrkResult:
     def errors(self) -> int:
         return self.non2xx + self.socket_errors
 
+    def cpu_text(self) -> str:
+        """The web server's CPU per request, as a suffix for the report ("" when not measured)."""
+        return f", web CPU {self.web_cpu_us:,.0f} µs/request" if self.web_cpu_us is not None else ""
+
     def error_text(self) -> str:
         if not self.errors:
             return "0 errors"
