@@ -114,6 +114,7 @@ def main() -> int:
     # Only beside the null producer: the yardstick publishes nothing, so a ratio against a run that
     # waits for the broker would count the Kafka client's work as the request's.
     reference = args.reference and args.producer == "null" and args.items == 1 and args.threads == 1 and not args.profile
+    plain_statuses: dict[str, int] = {}
     if reference:
         from django.test.utils import override_settings
 
@@ -121,18 +122,16 @@ def main() -> int:
         with plain:
             plain_app = WSGIHandler()
 
-    plain_statuses: dict[str, int] = {}
+        def plain_start_response(status, headers, exc_info=None):
+            plain_statuses[status] = plain_statuses.get(status, 0) + 1
 
-    def plain_start_response(status, headers, exc_info=None):
-        plain_statuses[status] = plain_statuses.get(status, 0) + 1
-
-    def plain_round(count: int) -> float:
-        """CPU seconds per request of ``count`` requests to the yardstick."""
-        with plain:
-            cpu0 = time.process_time()
-            for _ in range(count):
-                wsgi_call(plain_app, plain_start_response, method="POST", path="/api/v1/sensor-data", key=key, body=body)
-            return (time.process_time() - cpu0) / count
+        def plain_round(count: int) -> float:
+            """CPU seconds per request of ``count`` requests to the yardstick."""
+            with plain:
+                cpu0 = time.process_time()
+                for _ in range(count):
+                    wsgi_call(plain_app, plain_start_response, method="POST", path="/api/v1/sensor-data", key=key, body=body)
+                return (time.process_time() - cpu0) / count
 
     for _ in range(args.warmup):
         request()

@@ -571,8 +571,10 @@ class Bench:
         yardstick = re.search(r"yardstick.*?: ([\d.,]+) µs per request.*? ([\d.]+)x the yardstick", ext.stdout) if ext.ok else None
         if not ext.ok:
             measured, judged = f"failed: {ext.error}", None
-        elif value is None or yardstick is None:
+        elif value is None:
             measured, judged = f"unreadable output: {ext.figures()}", None
+        elif yardstick is None:  # the absolute figure alone
+            measured, judged = f"{value:.1f} µs (no yardstick in the output)", value <= 150
         else:
             # The issue states 150 µs beside its own yardstick, plain Django at 65-80 µs on its machine; the
             # yardstick measured here (bench/plain_django.py, interleaved rounds) carries the target to this
