@@ -79,23 +79,20 @@ def _backend_cpu_seconds(db_name: str) -> float:
     pooled connection stays open for the whole run. NaN when /proc does not
     show them (another host or container).
     """
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, seen = 0.0, False
+    from bench.lib import cpu_seconds
+
+    backends = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
                 cmdline = fh.read()
-            if not cmdline.startswith(b"postgres:") or f" {db_name} ".encode() not in cmdline:
-                continue
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        seen = True
-    return total if seen else float("nan")
+        if cmdline.startswith(b"postgres:") and f" {db_name} ".encode() in cmdline:
+            backends.append(int(entry.name))
+    return cpu_seconds(backends) if backends else float("nan")
 
 
 def _rss_mb() -> float:

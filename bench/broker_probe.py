@@ -18,7 +18,6 @@ stored batches. This probe reproduces that on a fresh private broker:
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import time
@@ -27,8 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
 
 import services as svc  # noqa: E402  (scripts/services.py)
+from bench.lib import cpu_seconds  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -39,12 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def message(i: int) -> tuple[bytes, bytes]:
@@ -88,7 +83,7 @@ def drain(bootstrap: str, topic: str, broker_pid: int, *, count: int, rate: int,
     while got < count:
         batch = consumer.consume(5000, 0.25)
         if batch and started is None:
-            started, cpu_start = time.monotonic(), cpu_seconds(broker_pid)
+            started, cpu_start = time.monotonic(), cpu_seconds([broker_pid])
         got += len(batch)
         if batch:
             consumer.commit(asynchronous=True)
@@ -101,7 +96,7 @@ def drain(bootstrap: str, topic: str, broker_pid: int, *, count: int, rate: int,
             due = started + got / rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
-    used = cpu_seconds(broker_pid) - cpu_start
+    used = cpu_seconds([broker_pid]) - cpu_start
     reader.close()
     consumer.close()
     return 1e6 * used / got

@@ -70,15 +70,15 @@ class IngestFastPathMiddleware:
 
     def _resolve(self, path: str):
         """The URLconf's match for a fast path, or None: the request takes the full stack."""
-        match = self._matches.get(path)
-        if match is None:
-            if path not in FAST_PATHS:  # a sensor's page: not cached, one entry per sensor code would grow without bound
-                try:
-                    return resolve(path)
-                except Resolver404:
-                    return None  # e.g. a code with a slash: the full stack answers its 404
-            match = self._matches[path] = resolve(path)
-        return match
+        if path in FAST_PATHS:  # fixed paths: resolved once
+            match = self._matches.get(path)
+            if match is None:
+                match = self._matches[path] = resolve(path)
+            return match
+        try:  # a sensor's page: not cached, one entry per sensor code would grow without bound
+            return resolve(path)
+        except Resolver404:
+            return None  # e.g. a code with a slash: the full stack answers its 404
 
     def __call__(self, request):
         path = request.path_info
