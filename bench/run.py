@@ -55,7 +55,7 @@ ALL_BENCHES = ("1", "2", "2b", "3", "4", "5", "6", "7", "8")
 SENSOR_PREFIX = "BN-"  # load sensors: BN-00001 ...; the wrk scripts format codes the same way
 ALERT_PREFIX = "BQ-"  # sensors reserved for benchmark 7 (BQ-<run>-0001 ...): no history, no load, no alerts yet
 INGEST_SPACING_SECONDS = 60  # a station's cadence in the ingestion benchmarks
-PREDICT_PACE_MS = 100  # benchmark 5, informational row: each of the 50 clients pauses ~100 ms (a busy integrator)
+PREDICT_PACE_MS = 100  # benchmark 5, informational row: each client pauses ~100 ms between requests (a busy integrator)
 HISTORY_INTERVAL_SECONDS = 900
 HISTORY_GAP = timedelta(days=20)  # benchmark readings start this long ago, the history ends before them
 BENCH_RATE_LIMIT = "100000000/m"
@@ -726,7 +726,7 @@ class Bench:
                  "p99 < 20 ms", f"p99 {mix.latency_ms['p99']:.1f} ms, p50 {mix.latency_ms['p50']:.1f} ms, {mix.ok_rps:,.0f} req/s, {mix.error_text()}{mix.cpu_text()}",
                  mix.latency_ms["p99"] < 20 and mix.errors == 0)
         # Informational, not the target: the closed loop above measures capacity, and by Little's
-        # law its p99 can be under 20 ms only above ~2,500 answers/s. This row gives the latency an
+        # law its p99 can be under 20 ms only above c / 20 ms answers/s (2,500/s at 50 connections). This row gives the latency an
         # integrator sees below capacity: the same mix from clients that pause between requests.
         paced = self._wrk("5-predict-mix-paced", path="/api/v1/predictions", script="predict.lua",
                           args=[self.keys["predict"], "mix", "100", "0.8", str(PREDICT_PACE_MS)], connections=c)

@@ -52,8 +52,7 @@ local function reading(q)
 end
 
 function delay()
-  if pace <= 0 then return 0 end
-  return math.floor(pace * (0.5 + math.random()))
+  return report.pause(pace)
 end
 
 function request()

@@ -13,6 +13,13 @@ end
 
 statuses = {}
 
+-- A paced client's pause before its next request: a random 0.5..1.5 x pace_ms
+-- (0: a closed loop, the next request as soon as the answer came).
+function M.pause(pace_ms)
+  if pace_ms <= 0 then return 0 end
+  return math.floor(pace_ms * (0.5 + math.random()))
+end
+
 function M.response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
