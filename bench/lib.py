@@ -92,6 +92,11 @@ class WrkResult:
         """The web server's CPU per request, as a suffix for the report ("" when not measured)."""
         return f", web CPU {self.web_cpu_us:,.0f} µs/request" if self.web_cpu_us is not None else ""
 
+    def latency_text(self, *percentiles: str) -> str:
+        """The given latency percentiles, throughput, errors and web CPU, as a report cell ("p99 12.3 ms, ..., 0 errors")."""
+        lat = ", ".join(f"{p} {self.latency_ms[p]:.1f} ms" for p in percentiles)
+        return f"{lat}, {self.ok_rps:,.0f} req/s, {self.error_text()}{self.cpu_text()}"
+
     def error_text(self) -> str:
         if not self.errors:
             return "0 errors"

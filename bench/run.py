@@ -719,21 +719,21 @@ class Bench:
         c = self.args.predict_connections
         miss = self._wrk("5-predict-miss", path="/api/v1/predictions", script="predict.lua", args=[self.keys["predict"], "miss"], connections=c)
         self.add("5", f"POST /predictions, explicit measurements, {c} connections, every body new (cache misses: XGBoost each time)",
-                 "p99 < 20 ms", f"p99 {miss.latency_ms['p99']:.1f} ms, p50 {miss.latency_ms['p50']:.1f} ms, {miss.ok_rps:,.0f} req/s, {miss.error_text()}{miss.cpu_text()}",
+                 "p99 < 20 ms", miss.latency_text("p99", "p50"),
                  miss.latency_ms["p99"] < 20 and miss.errors == 0)
         mix = self._wrk("5-predict-mix", path="/api/v1/predictions", script="predict.lua", args=[self.keys["predict"], "mix", "100", "0.8"], connections=c)
         self.add("5", f"POST /predictions, {c} connections, realistic mix: 80 % repeat one of 100 bodies (cache hits), 20 % new",
-                 "p99 < 20 ms", f"p99 {mix.latency_ms['p99']:.1f} ms, p50 {mix.latency_ms['p50']:.1f} ms, {mix.ok_rps:,.0f} req/s, {mix.error_text()}{mix.cpu_text()}",
+                 "p99 < 20 ms", mix.latency_text("p99", "p50"),
                  mix.latency_ms["p99"] < 20 and mix.errors == 0)
         # Informational, not the target: the closed loop above measures capacity, and by Little's
-        # law its p99 can be under 20 ms only above c / 20 ms answers/s (2,500/s at 50 connections). This row gives the latency an
-        # integrator sees below capacity: the same mix from clients that pause between requests.
+        # law its p99 can be under 20 ms only above c / 20 ms answers/s (2,500/s at 50 connections).
+        # This row gives the latency an integrator sees below capacity: the same mix from clients
+        # that pause between requests.
         paced = self._wrk("5-predict-mix-paced", path="/api/v1/predictions", script="predict.lua",
                           args=[self.keys["predict"], "mix", "100", "0.8", str(PREDICT_PACE_MS)], connections=c)
         self.add("5", f"POST /predictions, same mix, {c} clients each pausing ~{PREDICT_PACE_MS} ms between requests "
                  f"(offered ~{c * 1000 // PREDICT_PACE_MS:,} req/s): latency below capacity, informational",
-                 "n/a", f"p99 {paced.latency_ms['p99']:.1f} ms, p95 {paced.latency_ms['p95']:.1f} ms, p50 {paced.latency_ms['p50']:.1f} ms, "
-                 f"{paced.ok_rps:,.0f} req/s, {paced.error_text()}{paced.cpu_text()}", None)
+                 "n/a", paced.latency_text("p99", "p95", "p50"), None)
 
     def bench_6(self) -> None:
         from alerts.models import Alert
@@ -753,7 +753,7 @@ class Bench:
             r = self._wrk(name, path="", script="read.lua", connections=c,
                           args=[*common, mode, str(self.args.sensors), SENSOR_PREFIX, "500"])
             self.add("6", f"{what}, {c} connections; {data}", "p95 < 20 ms",
-                     f"p95 {r.latency_ms['p95']:.1f} ms, p50 {r.latency_ms['p50']:.1f} ms, p99 {r.latency_ms['p99']:.1f} ms, {r.ok_rps:,.0f} req/s, {r.error_text()}{r.cpu_text()}",
+                     r.latency_text("p95", "p50", "p99"),
                      r.latency_ms["p95"] < 20 and r.errors == 0)
 
     def bench_7(self) -> None:
