@@ -6,7 +6,10 @@ the broker's acknowledgement and the database, so threads (``gthread``) give
 concurrency without a process (and a copy of numpy/XGBoost) per request. The
 defaults (2 x 32) fit a 2 GB VPS: an ingest request holds its thread ~5 ms
 waiting for the broker's acknowledgement, so with 4 threads a worker could
-never pass ~700 requests/s; an idle thread costs a stack, not RSS. Reads that
+never pass ~700 requests/s; an idle thread costs a stack, not RSS. Of those
+threads only ``WEB_CPU_SLOTS`` (2) run Django at once, in arrival order
+(``warning_system/cpu_slots.py``): CPU-bound requests running together only
+slow each other down under one GIL. Reads that
 need the database queue for one of ``DB_POOL_MAX_SIZE`` pooled connections
 per worker (ingestion uses none), which keeps PostgreSQL's connection count
 bounded however many threads wait.

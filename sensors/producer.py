@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, KafkaException, Producer
 from django.conf import settings
 
-from warning_system import kafka
+from warning_system import cpu_slots, kafka
 
 from .messages import encode_reading
 from .records import ReadingIn
@@ -154,7 +154,10 @@ class ReadingProducer:
                     time.sleep(0.005)
                 except Exception as exc:  # KafkaException: e.g. fatal state
                     raise BrokerUnavailable(f"produce failed: {exc}") from exc
-        if not tracker.wait(deadline - time.monotonic()):
+        # The worker's CPU slot goes to another request while the broker acknowledges.
+        with cpu_slots.released():
+            acknowledged = tracker.wait(deadline - time.monotonic())
+        if not acknowledged:
             raise BrokerUnavailable(f"{tracker.pending} of {len(readings)} readings not acknowledged within {timeout:g} s")
         if tracker.error is not None:
             raise BrokerUnavailable(f"delivery failed: {tracker.error}")

@@ -37,6 +37,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Requests of one web worker that run Django at once; the others wait in order
+# (warning_system/cpu_slots.py). 0 turns the gate off. A request that waits longer
+# than WEB_CPU_SLOT_WAIT_SECONDS for its turn is answered 503 with Retry-After.
+WEB_CPU_SLOTS = env.int("WEB_CPU_SLOTS", default=2)
+WEB_CPU_SLOT_WAIT_SECONDS = env.float("WEB_CPU_SLOT_WAIT_SECONDS", default=10.0)
+
 API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 # Verified keys are cached this many seconds: revocation takes effect within it.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
