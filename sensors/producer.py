@@ -151,7 +151,8 @@ class ReadingProducer:
                     # Local queue full: the broker is slow or gone. Wait for room, bounded.
                     if time.monotonic() >= deadline:
                         raise BrokerUnavailable("producer queue full") from None
-                    time.sleep(0.005)
+                    with cpu_slots.released():  # waiting for the broker, not computing
+                        time.sleep(0.005)
                 except Exception as exc:  # KafkaException: e.g. fatal state
                     raise BrokerUnavailable(f"produce failed: {exc}") from exc
         # The worker's CPU slot goes to another request while the broker acknowledges.
