@@ -61,6 +61,14 @@ def test_list_is_paginated_newest_first(key_client, world):
     assert (row["sensor_id"], row["site"], row["hazard"], row["level"], row["status"]) == ("RIB-MP-01", "Riverbend", "flood", "high", "resolved")
 
 
+def test_list_pages_past_the_end_are_404_and_last_is_the_last_page(key_client, world):
+    client = key_client(scopes=("read",))
+    assert client.get(f"{LIST}?page_size=3&page=3").status_code == 404
+    last = client.get(f"{LIST}?page_size=3&page=last").json()
+    assert last["count"] == 4 and [r["id"] for r in last["results"]] == [world["alerts"]["flood_open"].pk]
+    assert client.get(f"{LIST}?page_size=3&page=x").status_code == 404
+
+
 def test_list_rows_are_exactly_what_the_alert_serializer_gives(key_client, world):
     """The list is fetched as plain rows, not serialized instances: the JSON must not differ by a byte of meaning."""
     from datetime import timedelta

@@ -48,3 +48,38 @@ def test_a_list_compiles_its_filters_once_for_count_and_page(many, monkeypatch):
 def test_another_order_is_paged_by_the_orm(many):
     queryset = Alert.objects.order_by("triggered_at", "id")
     assert [row["id"] for row in AlertListRows(queryset)[2:6]] == list(queryset.values_list("pk", flat=True))[2:6]
+
+
+@pytest.mark.parametrize("data", [{}, {"hazard": "flood"}, {"sensor_id": "SEL-2", "active": "true"}, {"sensor_id": "NOBODY"}])
+@pytest.mark.parametrize("page", [slice(0, 5), slice(20, 25), slice(0, 100), slice(30, 40)])
+def test_a_prefetched_page_and_count_match_the_orm(many, data, page):
+    queryset = AlertFilterSet(data, alerts_visible()).qs
+    expected = list(queryset.values_list("pk", flat=True))
+    rows = AlertListRows(queryset)
+    rows.prefetch(page)
+    assert rows.count() == len(expected)
+    # The paginator asks for the page, cut at the count on the last page.
+    stop = min(page.stop, len(expected)) if page.start < len(expected) else page.stop
+    assert [row["id"] for row in rows[page.start:stop]] == expected[page.start:stop]
+    assert [row["id"] for row in rows[page]] == expected[page]
+
+
+def test_a_prefetched_page_is_one_statement_with_its_count(many, monkeypatch):
+    from alerts import selectors
+
+    statements = []
+    real = selectors.fetch_rows
+    monkeypatch.setattr(selectors, "fetch_rows", lambda sql, params: statements.append(sql) or real(sql, params))
+    rows = AlertListRows(AlertFilterSet({"hazard": "flood"}, alerts_visible()).qs)
+    rows.prefetch(slice(0, 5))
+    assert rows.count() == 11
+    assert len(rows[0:5]) == 5
+    assert len(statements) == 1
+    rows[5:10]  # another page is fetched as before
+    assert len(statements) == 2
+
+
+def test_a_prefetched_page_past_the_end_still_counts(many, monkeypatch):
+    rows = AlertListRows(AlertFilterSet({"hazard": "flood"}, alerts_visible()).qs)
+    rows.prefetch(slice(50, 55))
+    assert rows.count() == 11 and rows[50:55] == []
