@@ -79,7 +79,7 @@ def test_a_prefetched_page_is_one_statement_with_its_count(many, monkeypatch):
     assert len(statements) == 2
 
 
-def test_a_prefetched_page_past_the_end_still_counts(many, monkeypatch):
+def test_a_prefetched_page_past_the_end_still_counts(many):
     rows = AlertListRows(AlertFilterSet({"hazard": "flood"}, alerts_visible()).qs)
     rows.prefetch(slice(50, 55))
     assert rows.count() == 11 and rows[50:55] == []
