@@ -24,6 +24,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from warning_system.cache_writes import CacheWriteBehind
+
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "alerts:generation"
@@ -58,8 +60,14 @@ def alerts_page_lookup(page_key: str) -> tuple[int | None, bytes | None]:
     return generation, None
 
 
+# Pages are stored behind the request (warning_system.cache_writes): an uncached list answers
+# without waiting for Redis to take the page, which is safe because the page carries its
+# generation; one stored after a change committed is never served.
+page_writes = CacheWriteBehind(name="alerts-page-cache-writer", timeout=lambda: settings.ALERTS_LIST_CACHE_SECONDS)
+
+
 def alerts_page_store(page_key: str, generation: int, body: bytes) -> None:
-    cache.set(page_key, (generation, body), settings.ALERTS_LIST_CACHE_SECONDS)
+    page_writes.put({page_key: (generation, body)})
 
 
 def _bump() -> None:

@@ -8,7 +8,7 @@ never serve an old result), at two levels:
   (many clients polling the same conditions) without any I/O;
 - Redis, shared by every worker, read with one round trip per request
   (GET, or MGET for an array) and written behind the request, in batches
-  (``_SharedWrites``).
+  (``warning_system.cache_writes``).
 
 Both expire after ``PREDICTION_CACHE_SECONDS``. Only probabilities are cached;
 risk levels are derived on the way out so a change of cut-offs takes effect
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from sensors.models import Sensor
+from warning_system.cache_writes import CacheWriteBehind
 
 from .features import FEATURE_NAMES, READING_RANGES, features_from_measurements
 from .scoring import get_registry, risk_level
@@ -144,68 +144,9 @@ def _shared_get(keys: list[str]) -> dict[str, tuple[float, float]]:
     return cache.get_many(keys)
 
 
-# How long the cache writer lets fresh results accumulate before its one pipelined write. A result
-# reaches the other workers this much later at most; until then they score the row themselves.
-WRITE_BATCH_SECONDS = 0.01
-
-
-class _SharedWrites:
-    """Fresh results go to Redis from one background thread per process, batched.
-
-    Why: a miss cost two Redis round trips (GET, then SET). Under load every
-    round trip is a wait for Redis to be scheduled: with 50 connections a
-    gunicorn worker spent a quarter of its threads' time in Redis reads
-    (py-spy, bench 5 "miss"). Now the request makes one round trip, and the
-    writer sends everything pending in one pipelined ``set_many``: while it
-    is busy, later misses accumulate into the next batch. Another worker
-    sees a result a few milliseconds later; until then it scores the row
-    itself and gets the same value.
-
-    The thread starts on first use in each process (gunicorn's master serves
-    no request, so it never starts one before forking) and is a daemon: a
-    write still pending at exit is lost, which costs a cache only a
-    recomputation.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-        self._sending = threading.Lock()
-        self._wakeup = threading.Event()
-        self._writer_pid: int | None = None
-
-    def put(self, values: dict[str, tuple[float, float]]) -> None:
-        with self._lock:
-            self._pending.update(values)
-            if self._writer_pid != os.getpid():  # first use in this process (threads do not survive a fork)
-                self._writer_pid = os.getpid()
-                threading.Thread(target=self._run, name="prediction-cache-writer", daemon=True).start()
-        self._wakeup.set()
-
-    def flush(self) -> None:
-        """Send what is pending; returns once everything put before the call is in Redis (or failed)."""
-        with self._sending:
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            if batch:
-                cache.set_many(batch, timeout=settings.PREDICTION_CACHE_SECONDS)
-
-    def _run(self) -> None:
-        while True:
-            self._wakeup.wait()
-            # Let fresh results accumulate for a moment: without the pause, the writer took the
-            # GIL while each request waited on its Redis read and wrote that request's one
-            # result (1.1 results per write over 3,000 sequential misses), which doubled the CPU
-            # of a miss in process (docs/benchmarks.md, "Prediction cache writes").
-            time.sleep(WRITE_BATCH_SECONDS)
-            self._wakeup.clear()
-            try:
-                self.flush()
-            except Exception:  # the cache ignores Redis errors; anything else must not kill the writer
-                logger.exception("predictions.cache_write_failed")
-
-
-shared_writes = _SharedWrites()
+# Fresh results go to Redis behind the request, batched (see warning_system.cache_writes): a miss
+# makes one round trip (its read), and another worker sees the result a few milliseconds later.
+shared_writes = CacheWriteBehind(name="prediction-cache-writer", timeout=lambda: settings.PREDICTION_CACHE_SECONDS)
 
 
 def predict_items(*, items: list[dict], principal) -> tuple[list[dict], list[dict], str | None]:

@@ -36,10 +36,12 @@ def _clean_caches():
     """Each test starts with empty caches (the test Redis DB is shared across tests)."""
     from management.ratelimit import leases_clear
     from predictions.serving import memo as prediction_memo
+    from alerts.cache import page_writes as alert_page_writes
     from predictions.serving import shared_writes as prediction_writes
     from sensors import sensor_cache
 
     prediction_writes.flush()  # a previous test's results must not land after the clear
+    alert_page_writes.flush()
     cache.clear()
     key_cache.clear()
     sensor_cache.clear()

@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.cache import cache
 
+from alerts.cache import page_writes
 from alerts.models import Alert
 from sensors.models import Site
 
@@ -219,6 +220,7 @@ def test_list_is_cached_and_an_acknowledge_invalidates_it(key_client, world, set
     reader = key_client(scopes=("read",))
     alert = world["alerts"]["flood_open"]
     assert {r["id"]: r["status"] for r in reader.get(LIST).json()["results"]}[alert.pk] == "open"
+    page_writes.flush()  # the page is stored behind the request
 
     # A write that bypasses the services is not seen: proof that the list is served from the cache.
     Alert.objects.filter(pk=alert.pk).update(message="changed behind the cache's back")
@@ -228,6 +230,19 @@ def test_list_is_cached_and_an_acknowledge_invalidates_it(key_client, world, set
     with django_capture_on_commit_callbacks(execute=True):
         assert key_client(scopes=("manage",)).post(f"{LIST}/{alert.pk}/acknowledge").status_code == 200
 
+    rows = {r["id"]: r for r in reader.get(LIST).json()["results"]}
+    assert rows[alert.pk]["status"] == "acknowledged"
+
+
+def test_a_page_stored_behind_the_request_after_a_change_is_never_served(key_client, world, settings, django_capture_on_commit_callbacks):
+    settings.PIPELINE_EAGER = True
+    reader = key_client(scopes=("read",))
+    alert = world["alerts"]["flood_open"]
+    reader.get(LIST)  # built now; its store is still pending in the writer
+    with django_capture_on_commit_callbacks(execute=True):
+        assert key_client(scopes=("manage",)).post(f"{LIST}/{alert.pk}/acknowledge").status_code == 200
+    page_writes.flush()  # the pre-change page lands after the change committed
+    assert cache.keys("alerts:list:*")
     rows = {r["id"]: r for r in reader.get(LIST).json()["results"]}
     assert rows[alert.pk]["status"] == "acknowledged"
 

@@ -80,27 +80,6 @@ def test_a_result_cached_by_another_worker_is_served_from_redis(predictor):
     assert (second["landslide"], second["flood"]) == (first["landslide"], first["flood"])
 
 
-def test_fresh_results_reach_redis_in_batches_not_one_write_each(monkeypatch):
-    import time
-
-    from django.core.cache import cache
-    from django_redis.cache import RedisCache
-
-    from predictions.serving import shared_writes
-
-    writes = []
-    real = RedisCache.set_many
-    monkeypatch.setattr(RedisCache, "set_many", lambda self, data, *a, **kw: writes.append(len(data)) or real(self, data, *a, **kw))
-    for i in range(50):  # 50 misses in a row, each with its Redis read (during which the writer may run)
-        cache.get(f"batch-test:absent:{i}")
-        shared_writes.put({f"batch-test:{i}": (i / 100, 0.5)})
-    deadline = time.monotonic() + 5
-    while sum(writes) < 50 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert sum(writes) == 50 and len(writes) <= 5, writes  # one write per miss before the writer paused
-    assert cache.get("batch-test:49") == (0.49, 0.5)
-
-
 def test_array_items_are_scored_and_cached_like_single_requests(predictor):
     singles = [predictor.post(URL, body, format="json").json() for body in (STORM, {"water_level": 1.0})]
     batch = predictor.post(URL, [STORM, {"rainfall": 3.0}, {"water_level": 1.0}, {"rainfall": 3.0}], format="json").json()
