@@ -734,6 +734,45 @@ class Bench:
         self.add("5", f"POST /predictions, same mix, {c} clients each pausing ~{PREDICT_PACE_MS} ms between requests "
                  f"(offered ~{c * 1000 // PREDICT_PACE_MS:,} req/s): latency below capacity, informational",
                  "n/a", paced.latency_text("p99", "p95", "p50"), None)
+        floor = self._server_floor("5-server-floor", path="/api/v1/predictions", script="predict.lua",
+                                   args=[self.keys["predict"], "mix", "100", "0.8"], connections=c)
+        if floor is not None:
+            self.add("5", f"server floor: a hello-world WSGI app (bench/hello_wsgi.py) on the same gunicorn configuration, "
+                     f"the same closed loop at {c} connections: no application served by it can do better, informational",
+                     "n/a", floor.latency_text("p99", "p50"), None)
+
+    def _server_floor(self, name: str, *, connections: int, **wrk_args) -> lib.WrkResult | None:
+        """wrk against bench/hello_wsgi.py served by a second gunicorn with the API's configuration (None without one)."""
+        conf = ROOT / "gunicorn.conf.py"
+        if not conf.exists():
+            return None
+        port = lib.free_port()
+        cmd = [str(Path(self.python).parent / "gunicorn"), "-c", str(conf), "--bind", f"127.0.0.1:{port}", "bench.hello_wsgi:application"]
+        self.log.add(cmd)
+        proc = self._spawn("gunicorn-hello", cmd)
+        import requests
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the hello-world gunicorn exited ({proc.returncode}); see {self.out / 'gunicorn-hello.log'}")
+            try:
+                return requests.post(f"http://127.0.0.1:{port}/", data=b"{}", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            lib.wait_until(up, timeout=120, what=f"the hello-world gunicorn on port {port}")
+            print(f"[{name}] wrk -c{connections} -d{self.args.duration}s (hello world) ...", flush=True)
+            web = lib.descendants(proc.pid)
+            cpu0 = lib.cpu_seconds(web)
+            result = lib.wrk(url=f"http://127.0.0.1:{port}{wrk_args.pop('path')}", connections=connections, duration=self.args.duration,
+                             threads=self.args.wrk_threads, timeout=10, log=self.log, out_dir=self.out, name=name, **wrk_args)
+            result.web_cpu_us = (lib.cpu_seconds(web) - cpu0) / result.requests * 1e6 if web and result.requests else None
+        finally:
+            lib.stop_process(proc)
+        lat = result.latency_ms
+        print(f"[{name}] {result.rps:,.0f} req/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, {result.error_text()}{result.cpu_text()}", flush=True)
+        return result
 
     def bench_6(self) -> None:
         from alerts.models import Alert
