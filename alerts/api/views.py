@@ -10,6 +10,7 @@ import itertools
 import orjson
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -131,7 +132,10 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         generation, body = alerts_page_lookup(key)
         if body is not None:
             return EncodedJSONResponse(body)
-        rows = selectors.AlertListRows(self.filter_queryset(self.get_queryset()))
+        filterset = AlertFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)  # as DjangoFilterBackend answers: 400 naming the field
+        rows = selectors.alert_list_rows(filterset=filterset, sensor_ids=_sensor_restriction(request))
         page = self.paginate_queryset(rows)
         body = orjson.dumps(self.get_paginated_response(page).data, option=_LIST_JSON_OPTIONS)
         if generation is not None:

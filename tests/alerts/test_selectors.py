@@ -83,3 +83,55 @@ def test_a_prefetched_page_past_the_end_still_counts(many):
     rows = AlertListRows(AlertFilterSet({"hazard": "flood"}, alerts_visible()).qs)
     rows.prefetch(slice(50, 55))
     assert rows.count() == 11 and rows[50:55] == []
+
+
+@pytest.fixture
+def varied(sensor, make_sensor, make_alert):
+    """Alerts on sensors of two sites, with every status, both hazards, several levels and sources."""
+    from sensors.models import Site
+
+    north = Site.objects.create(name="North 7", region="Test", latitude=1.0, longitude=2.0)
+    other = make_sensor("SEL-2", site=north)
+    levels, active = ("medium", "high", "high"), {}
+    for i in range(18):
+        owner, hazard = (sensor if i % 3 else other), ("flood" if i % 2 else "landslide")
+        # At most one open or acknowledged alert per sensor and hazard (a database constraint).
+        status = "resolved" if (owner.pk, hazard) in active or i % 4 == 0 else ("open", "acknowledged")[i % 2]
+        if status != "resolved":
+            active[owner.pk, hazard] = status
+        make_alert(owner, hazard=hazard, level=levels[i % 3], status=status, minute=(i // 2) * 10)
+    Alert.objects.filter(pk__in=list(Alert.objects.order_by("id").values_list("pk", flat=True)[::4])).update(source="threshold")
+    return {"sensor": sensor, "other": other, "north": north}
+
+
+COMPOSED_CASES = [
+    {}, {"status": "open"}, {"status": "acknowledged"}, {"active": "true"}, {"active": "false"},
+    {"hazard": "flood"}, {"level": "high"}, {"source": "threshold"}, {"sensor_id": "SEL-2"}, {"sensor_id": "NOBODY"},
+    {"site": "North 7"}, {"site": "SITE-ID"}, {"site": "123456789012345678901"},
+    {"since": "2026-11-26T06:30:00Z"}, {"until": "2026-11-26T08:40:00+02:00"},
+    {"sensor_id": "RG-001", "hazard": "flood", "until": "2030-01-01T00:00:00Z", "active": "true"},
+    {"site": "North 7", "level": "medium", "source": "model", "since": "2026-11-26T06:20:00Z", "status": "resolved"},
+]
+
+
+@pytest.mark.parametrize("data", COMPOSED_CASES)
+@pytest.mark.parametrize("restriction", [None, ["SEL-2"], ["SEL-2", "RG-001"], []])
+def test_the_composed_statement_selects_what_the_filterset_selects(varied, data, restriction):
+    from alerts.selectors import alert_list_rows
+
+    data = {k: str(varied["north"].pk) if v == "SITE-ID" else v for k, v in data.items()}
+    filterset = AlertFilterSet(data, alerts_visible(sensor_ids=restriction))
+    assert filterset.is_valid(), filterset.errors
+    expected = list(filterset.qs.values_list("pk", flat=True))
+    rows = alert_list_rows(filterset=filterset, sensor_ids=restriction)
+    rows.prefetch(slice(0, 5))
+    assert rows.count() == len(expected)
+    assert [row["id"] for row in rows[0:5]] == expected[0:5]
+    assert [row["id"] for row in rows[5:100]] == expected[5:100]
+
+
+def test_every_alert_filter_is_composed_and_exercised():
+    from alerts.selectors import _COMPOSED_FILTERS
+
+    assert set(AlertFilterSet.base_filters) == _COMPOSED_FILTERS
+    assert {name for case in COMPOSED_CASES for name in case} == _COMPOSED_FILTERS
