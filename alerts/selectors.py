@@ -90,7 +90,7 @@ def alerts_with_history(*, sensor_ids: Collection[str] | None = None) -> QuerySe
     )
 
 
-
+# The filters of AlertFilterSet that _matching_from_filters composes (all of them; a test keeps it so).
 _COMPOSED_FILTERS = frozenset({"status", "active", "hazard", "level", "source", "sensor_id", "site", "since", "until"})
 
 
