@@ -497,14 +497,17 @@ class Bench:
             self.notes.append("Benchmark readings reached the last hour; raise HISTORY_GAP for this throughput.")
         return start
 
-    def _wrk(self, name: str, *, path: str, script: str, args: list[str], connections: int, duration: int | None = None) -> lib.WrkResult:
+    def _wrk(self, name: str, *, path: str, script: str, args: list[str], connections: int, duration: int | None = None,
+             server: tuple[str, subprocess.Popen] | None = None) -> lib.WrkResult:
+        """wrk against the API's gunicorn, or against ``server`` (base URL, process) when given."""
         duration = duration or self.args.duration
-        print(f"[{name}] wrk -c{connections} -d{duration}s {path} ...", flush=True)
+        base_url, process = server or (self.base_url, self.gunicorn)
+        print(f"[{name}] wrk -c{connections} -d{duration}s {base_url}{path} ...", flush=True)
         # The web server's own CPU per answer: far less sensitive than throughput to what else
         # loads the machine, so it is what tells two configurations or commits apart.
-        web = lib.descendants(self.gunicorn.pid) if self.gunicorn else []
+        web = lib.descendants(process.pid) if process else []
         cpu0 = lib.cpu_seconds(web)
-        result = lib.wrk(url=self.base_url + path, script=script, args=args, connections=connections, duration=duration,
+        result = lib.wrk(url=base_url + path, script=script, args=args, connections=connections, duration=duration,
                          threads=self.args.wrk_threads, timeout=10, log=self.log, out_dir=self.out, name=name)
         result.web_cpu_us = (lib.cpu_seconds(web) - cpu0) / result.requests * 1e6 if web and result.requests else None
         lat = result.latency_ms
@@ -736,18 +739,14 @@ class Bench:
                  "n/a", paced.latency_text("p99", "p95", "p50"), None)
         floor = self._server_floor("5-server-floor", path="/api/v1/predictions", script="predict.lua",
                                    args=[self.keys["predict"], "mix", "100", "0.8"], connections=c)
-        if floor is not None:
-            self.add("5", f"server floor: a hello-world WSGI app (bench/hello_wsgi.py) on the same gunicorn configuration, "
-                     f"the same closed loop at {c} connections: no application served by it can do better, informational",
-                     "n/a", floor.latency_text("p99", "p50"), None)
+        self.add("5", f"server floor: a hello-world WSGI app (bench/hello_wsgi.py) on the same gunicorn configuration, "
+                 f"the same closed loop at {c} connections: no application served by it can do better, informational",
+                 "n/a", floor.latency_text("p99", "p50"), None)
 
-    def _server_floor(self, name: str, *, connections: int, **wrk_args) -> lib.WrkResult | None:
-        """wrk against bench/hello_wsgi.py served by a second gunicorn with the API's configuration (None without one)."""
-        conf = ROOT / "gunicorn.conf.py"
-        if not conf.exists():
-            return None
+    def _server_floor(self, name: str, *, connections: int, **wrk_args) -> lib.WrkResult:
+        """wrk against bench/hello_wsgi.py served by a second gunicorn with the API's configuration (gunicorn.conf.py)."""
         port = lib.free_port()
-        cmd = [str(Path(self.python).parent / "gunicorn"), "-c", str(conf), "--bind", f"127.0.0.1:{port}", "bench.hello_wsgi:application"]
+        cmd = [str(Path(self.python).parent / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "bench.hello_wsgi:application"]
         self.log.add(cmd)
         proc = self._spawn("gunicorn-hello", cmd)
         import requests
@@ -762,17 +761,9 @@ class Bench:
 
         try:
             lib.wait_until(up, timeout=120, what=f"the hello-world gunicorn on port {port}")
-            print(f"[{name}] wrk -c{connections} -d{self.args.duration}s (hello world) ...", flush=True)
-            web = lib.descendants(proc.pid)
-            cpu0 = lib.cpu_seconds(web)
-            result = lib.wrk(url=f"http://127.0.0.1:{port}{wrk_args.pop('path')}", connections=connections, duration=self.args.duration,
-                             threads=self.args.wrk_threads, timeout=10, log=self.log, out_dir=self.out, name=name, **wrk_args)
-            result.web_cpu_us = (lib.cpu_seconds(web) - cpu0) / result.requests * 1e6 if web and result.requests else None
+            return self._wrk(name, connections=connections, server=(f"http://127.0.0.1:{port}", proc), **wrk_args)
         finally:
             lib.stop_process(proc)
-        lat = result.latency_ms
-        print(f"[{name}] {result.rps:,.0f} req/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, {result.error_text()}{result.cpu_text()}", flush=True)
-        return result
 
     def bench_6(self) -> None:
         from alerts.models import Alert
