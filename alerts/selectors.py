@@ -165,9 +165,7 @@ def alert_list_rows(*, filterset, sensor_ids: Collection[str] | None) -> AlertLi
     """
     if connection.vendor != "postgresql":
         return AlertListRows(filterset.qs)
-    rows = AlertListRows(filterset.queryset)
-    rows._matching = _matching_from_filters(filterset.form.cleaned_data, sensor_ids)
-    return rows
+    return AlertListRows(filterset.queryset, matching=_matching_from_filters(filterset.form.cleaned_data, sensor_ids))
 
 
 class AlertListRows:
@@ -185,10 +183,11 @@ class AlertListRows:
     AlertSerializer's output.
     """
 
-    def __init__(self, queryset: QuerySet[Alert]):
+    def __init__(self, queryset: QuerySet[Alert], *, matching: tuple[str, tuple] | None = None):
+        """``matching``: the matching ids' statement when the caller composed it (else compiled from ``queryset``)."""
         self.queryset = queryset
         self.ordered = queryset.ordered  # Paginator warns about unordered lists
-        self._matching = None
+        self._matching = matching
         self._count: int | None = None
         self._prefetched: tuple[int, list[tuple]] | None = None  # (start, rows from start on)
 

@@ -452,13 +452,15 @@ class Bench:
         if health.status_code != 200:
             raise RuntimeError(f"health check failed: {health.status_code} {health.text[:500]}")
 
-    def _http_up(self) -> bool:
+    def _http_up(self, proc: subprocess.Popen | None = None, base_url: str | None = None, log: str = "gunicorn.log") -> bool:
+        """Whether the server (the API's gunicorn unless given) answers HTTP; raises if its process exited."""
         import requests
 
-        if self.gunicorn.poll() is not None:
-            raise RuntimeError(f"gunicorn exited ({self.gunicorn.returncode}); see {self.out / 'gunicorn.log'}")
+        proc, base_url = proc or self.gunicorn, base_url or self.base_url
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({proc.returncode}); see {self.out / log}")
         try:
-            requests.get(f"{self.base_url}/api/v1/health", timeout=2)
+            requests.get(f"{base_url}/api/v1/health", timeout=2)
             return True
         except requests.RequestException:
             return False
@@ -749,19 +751,10 @@ class Bench:
         cmd = [str(Path(self.python).parent / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "bench.hello_wsgi:application"]
         self.log.add(cmd)
         proc = self._spawn("gunicorn-hello", cmd)
-        import requests
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the hello-world gunicorn exited ({proc.returncode}); see {self.out / 'gunicorn-hello.log'}")
-            try:
-                return requests.post(f"http://127.0.0.1:{port}/", data=b"{}", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
+        base_url = f"http://127.0.0.1:{port}"
         try:
-            lib.wait_until(up, timeout=120, what=f"the hello-world gunicorn on port {port}")
-            return self._wrk(name, connections=connections, server=(f"http://127.0.0.1:{port}", proc), **wrk_args)
+            lib.wait_until(lambda: self._http_up(proc, base_url, "gunicorn-hello.log"), timeout=120, what=f"the hello-world gunicorn on port {port}")
+            return self._wrk(name, connections=connections, server=(base_url, proc), **wrk_args)
         finally:
             lib.stop_process(proc)
 

@@ -34,9 +34,9 @@ def pytest_sessionstart(session):
 @pytest.fixture(autouse=True)
 def _clean_caches():
     """Each test starts with empty caches (the test Redis DB is shared across tests)."""
+    from alerts.cache import page_writes as alert_page_writes
     from management.ratelimit import leases_clear
     from predictions.serving import memo as prediction_memo
-    from alerts.cache import page_writes as alert_page_writes
     from predictions.serving import shared_writes as prediction_writes
     from sensors import sensor_cache
 

@@ -8,8 +8,10 @@ import hashlib
 import itertools
 
 import orjson
+from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -35,21 +37,32 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class PrefetchingPaginator(Paginator):
+    """Asks rows that can fetch a page with its count (``selectors.AlertListRows.prefetch``) for the page first.
+
+    Django's paginator counts, then slices: two statements. Prefetched, the
+    count and the page come from one. Anything that is not a page number
+    takes the usual path, as does "last", which DRF resolves by counting first.
+    """
+
+    def page(self, number):
+        prefetch = getattr(self.object_list, "prefetch", None)
+        if prefetch is not None and "count" not in self.__dict__:  # not counted yet (cached_property)
+            try:
+                start = (int(number) - 1) * self.per_page
+            except (TypeError, ValueError):
+                start = -1
+            if start >= 0:
+                prefetch(slice(start, start + self.per_page))
+        return super().page(number)
+
+
 class AlertPagination(PageNumberPagination):
     """The default page size, adjustable per request (dashboards poll small pages, scripts big ones)."""
 
     page_size_query_param = "page_size"
     max_page_size = 500
-
-    def paginate_queryset(self, queryset, request, view=None):
-        # Rows that can fetch the asked page with their count (selectors.AlertListRows.prefetch)
-        # get the page first: one statement instead of a count and a page.
-        number = request.query_params.get(self.page_query_param) or "1"
-        page_size = self.get_page_size(request)
-        if hasattr(queryset, "prefetch") and page_size and number.isdigit() and int(number) >= 1:
-            start = (int(number) - 1) * page_size
-            queryset.prefetch(slice(start, start + page_size))
-        return super().paginate_queryset(queryset, request, view)
+    django_paginator_class = PrefetchingPaginator
 
 
 # DRF's DateTimeField writes UTC as "Z"; the list rows carry datetimes, rendered the same way.
@@ -132,7 +145,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         generation, body = alerts_page_lookup(key)
         if body is not None:
             return EncodedJSONResponse(body)
-        filterset = AlertFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
+        filterset = DjangoFilterBackend().get_filterset(request, self.get_queryset(), self)
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)  # as DjangoFilterBackend answers: 400 naming the field
         rows = selectors.alert_list_rows(filterset=filterset, sensor_ids=_sensor_restriction(request))
